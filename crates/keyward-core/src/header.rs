@@ -1,0 +1,275 @@
+//! The JOSE header of a compact JWS (RFC 7515 §4).
+//!
+//! Threats addressed:
+//! - Key injection: `jwk`, `jku`, `x5u` and `x5c` let a token name or carry
+//!   its own key. keyward never reads them: they are skipped like any other
+//!   unknown member, so they can neither select nor supply a key, and nothing
+//!   is ever fetched from them.
+//! - Ignored critical semantics: a `crit` extension changes how a token must
+//!   be processed; a verifier that does not implement it must reject
+//!   (RFC 7515 §4.1.11). keyward implements none, so any `crit` entry rejects,
+//!   except `b64` with the value `true` (which changes nothing, RFC 7797).
+//!   `b64: false` (unencoded payload) is refused outright.
+
+use crate::algorithm::Algorithm;
+use crate::error::{Error, ErrorKind};
+use crate::json::{self, own_error, NoDuplicates, SeenNames, Str};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+
+/// The decoded, checked header of a token.
+///
+/// Only the members keyward acts on are kept as fields; the whole header is
+/// available as JSON through [`Header::json`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Header {
+    alg: Algorithm,
+    kid: Option<String>,
+    typ: Option<String>,
+    cty: Option<String>,
+    json: String,
+}
+
+impl Header {
+    /// The signature algorithm (`alg`).
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The key id (`kid`), if present.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The media type of the token (`typ`), if present.
+    pub fn typ(&self) -> Option<&str> {
+        self.typ.as_deref()
+    }
+
+    /// The content type of the payload (`cty`), if present.
+    pub fn cty(&self) -> Option<&str> {
+        self.cty.as_deref()
+    }
+
+    /// The header exactly as it was signed (decoded JSON text).
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// Parses and checks a decoded header.
+    pub(crate) fn parse(json_text: String) -> Result<Header, Error> {
+        let raw = json::parse_with(&json_text, RawHeaderSeed).map_err(|e| {
+            Error::malformed(json::sanitize(&e, "header", "it must be a JSON object"))
+        })?;
+        let alg_text = raw
+            .alg
+            .ok_or_else(|| Error::malformed("the header has no \"alg\" member"))?;
+        let alg = Algorithm::parse(&alg_text.0)?;
+        check_critical(raw.crit.as_deref(), raw.b64)?;
+        let kid = raw.kid.map(|s| s.0.into_owned());
+        let typ = raw.typ.map(|s| s.0.into_owned());
+        let cty = raw.cty.map(|s| s.0.into_owned());
+        Ok(Header {
+            alg,
+            kid,
+            typ,
+            cty,
+            json: json_text,
+        })
+    }
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Header")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .field("typ", &self.typ)
+            .field("cty", &self.cty)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The header members we act on are the registered names; the extensions
+/// we understand are only `b64` (and only when true).
+fn check_critical(crit: Option<&[Str<'_>]>, b64: Option<bool>) -> Result<(), Error> {
+    if b64 == Some(false) {
+        return Err(Error::new(
+            ErrorKind::UnsupportedCriticalHeader,
+            "unencoded payloads (\"b64\": false, RFC 7797) are not supported",
+        ));
+    }
+    let Some(crit) = crit else { return Ok(()) };
+    if crit.is_empty() {
+        return Err(Error::malformed("the header's \"crit\" list is empty"));
+    }
+    for name in crit {
+        if name.0 != "b64" {
+            return Err(Error::new(
+                ErrorKind::UnsupportedCriticalHeader,
+                format!(
+                    "the header marks extension {} as critical, which keyward does not implement",
+                    Error::quote(&name.0)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct RawHeader<'a> {
+    alg: Option<Str<'a>>,
+    kid: Option<Str<'a>>,
+    typ: Option<Str<'a>>,
+    cty: Option<Str<'a>>,
+    crit: Option<Vec<Str<'a>>>,
+    b64: Option<bool>,
+}
+
+struct RawHeaderSeed;
+
+impl<'de> DeserializeSeed<'de> for RawHeaderSeed {
+    type Value = RawHeader<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+fn expect_string<'de, A: MapAccess<'de>>(map: &mut A, name: &str) -> Result<Str<'de>, A::Error> {
+    map.next_value::<Str<'de>>()
+        .map_err(|_| own_error(format_args!("header member \"{name}\" must be a string")))
+}
+
+impl<'de> Visitor<'de> for RawHeaderSeed {
+    type Value = RawHeader<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = SeenNames::default();
+        let mut header = RawHeader::default();
+        while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
+            match &*name {
+                "alg" => header.alg = Some(expect_string(&mut map, "alg")?),
+                "kid" => header.kid = Some(expect_string(&mut map, "kid")?),
+                "typ" => header.typ = Some(expect_string(&mut map, "typ")?),
+                "cty" => header.cty = Some(expect_string(&mut map, "cty")?),
+                "crit" => {
+                    header.crit = Some(map.next_value_seed(StringList).map_err(|_| {
+                        own_error::<A::Error>("header member \"crit\" must be an array of strings")
+                    })?)
+                }
+                "b64" => {
+                    header.b64 = Some(map.next_value::<bool>().map_err(|_| {
+                        own_error::<A::Error>("header member \"b64\" must be a boolean")
+                    })?)
+                }
+                // Everything else, including jwk/jku/x5u/x5c, is only checked
+                // for well-formedness and otherwise ignored.
+                _ => map.next_value_seed(NoDuplicates)?,
+            }
+            seen.insert(name)?;
+        }
+        Ok(header)
+    }
+}
+
+/// An array of strings (the `crit` member).
+struct StringList;
+
+impl<'de> DeserializeSeed<'de> for StringList {
+    type Value = Vec<Str<'de>>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StringList {
+    type Value = Vec<Str<'de>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of strings")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(item) = seq.next_element::<Str<'de>>()? {
+            out.push(item);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Header, Error> {
+        Header::parse(json.to_owned())
+    }
+
+    #[test]
+    fn minimal_header() {
+        let h = parse(r#"{"alg":"ES256","kid":"k1","typ":"at+jwt"}"#).unwrap();
+        assert_eq!(h.alg(), Algorithm::ES256);
+        assert_eq!(h.kid(), Some("k1"));
+        assert_eq!(h.typ(), Some("at+jwt"));
+    }
+
+    #[test]
+    fn missing_or_wrongly_typed_members_are_malformed() {
+        for bad in [
+            r#"{}"#,
+            r#"{"alg":256}"#,
+            r#"{"alg":"RS256","kid":7}"#,
+            r#"{"alg":"RS256","typ":null}"#,
+            r#"{"alg":"RS256","crit":"b64"}"#,
+            r#"{"alg":"RS256","crit":[]}"#,
+            r#"{"alg":"RS256","b64":"false"}"#,
+            r#"["alg","RS256"]"#,
+            r#""RS256""#,
+        ] {
+            assert_eq!(
+                parse(bad).unwrap_err().kind(),
+                ErrorKind::Malformed,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_members_reject() {
+        let err = parse(r#"{"alg":"RS256","alg":"HS256"}"#).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Malformed);
+        assert!(err.message().contains("duplicate"), "{err}");
+        assert!(parse(r#"{"alg":"RS256","x":1,"x":1}"#).is_err());
+    }
+
+    #[test]
+    fn none_is_unsupported() {
+        let err = parse(r#"{"alg":"none"}"#).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnsupportedAlgorithm);
+    }
+
+    #[test]
+    fn crit_rules() {
+        let err = parse(r#"{"alg":"RS256","crit":["exp"],"exp":1}"#).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnsupportedCriticalHeader);
+        let err = parse(r#"{"alg":"RS256","crit":["b64"],"b64":false}"#).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnsupportedCriticalHeader);
+        let err = parse(r#"{"alg":"RS256","b64":false}"#).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnsupportedCriticalHeader);
+        assert!(parse(r#"{"alg":"RS256","crit":["b64"],"b64":true}"#).is_ok());
+    }
+
+    #[test]
+    fn key_carrying_members_are_ignored() {
+        let h = parse(
+            r#"{"alg":"RS256","jwk":{"kty":"oct","k":"AAAA"},"jku":"https://evil","x5u":"https://evil","x5c":["MII"]}"#,
+        )
+        .unwrap();
+        assert_eq!(h.kid(), None);
+        assert!(!format!("{h:?}").contains("evil"));
+    }
+}

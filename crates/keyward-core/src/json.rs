@@ -1,0 +1,195 @@
+//! Strict JSON for headers, payloads and JWKs.
+//!
+//! Threat addressed: parser differentials. With duplicate member names
+//! (`{"sub":"alice","sub":"admin"}`) two parsers can disagree on what a
+//! signed document says; RFC 7519 §4 allows rejecting them and keyward does,
+//! at every depth. `serde_json` keeps the last duplicate silently, so this
+//! module walks every object with [`NoDuplicates`] and remembers the member
+//! names it has seen (borrowed from the input when they have no escapes).
+//!
+//! Depth is bounded by `serde_json`'s recursion limit (128), which applies to
+//! these visitors too: deeply nested input is an error, never a stack
+//! overflow.
+
+use crate::error::Error;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+
+/// Marker at the start of the messages this module produces itself, so that
+/// [`sanitize`] can tell them from serde's (which may quote input values).
+const OWN_MESSAGE: &str = "keyward: ";
+
+/// Builds a custom deserialisation error whose text survives [`sanitize`].
+pub(crate) fn own_error<E: de::Error>(message: impl fmt::Display) -> E {
+    E::custom(format_args!("{OWN_MESSAGE}{message}"))
+}
+
+/// Turns a `serde_json` error into a `malformed` error about `what` without
+/// echoing input: syntax errors carry only a position; data errors from
+/// serde (which quote values) are replaced by `data_message`.
+pub(crate) fn sanitize(err: &serde_json::Error, what: &str, data_message: &str) -> String {
+    let text = err.to_string();
+    if let Some(own) = text.strip_prefix(OWN_MESSAGE) {
+        return format!("the {what} is invalid: {own}");
+    }
+    match err.classify() {
+        serde_json::error::Category::Data => format!("the {what} is invalid: {data_message}"),
+        _ => format!("the {what} is not valid JSON: {text}"),
+    }
+}
+
+/// A JSON string borrowed from the input when it has no escape sequences.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
+
+impl<'de> de::Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+/// Remembers the member names of one object and rejects a repeat.
+#[derive(Debug, Default)]
+pub(crate) struct SeenNames<'a> {
+    names: Vec<Cow<'a, str>>,
+}
+
+impl<'a> SeenNames<'a> {
+    /// Records `name`; a duplicate is a deserialisation error.
+    pub(crate) fn insert<E: de::Error>(&mut self, name: Cow<'a, str>) -> Result<(), E> {
+        if self.names.contains(&name) {
+            return Err(own_error(format_args!(
+                "duplicate member name {}",
+                Error::quote(&name)
+            )));
+        }
+        self.names.push(name);
+        Ok(())
+    }
+
+    /// The names seen so far, in document order.
+    pub(crate) fn names(&self) -> &[Cow<'a, str>] {
+        &self.names
+    }
+}
+
+/// A seed that accepts any JSON value and rejects duplicate member names in
+/// every object it contains.
+#[derive(Clone, Copy)]
+pub(crate) struct NoDuplicates;
+
+impl<'de> DeserializeSeed<'de> for NoDuplicates {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NoDuplicates {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(NoDuplicates)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = SeenNames::default();
+        while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
+            seen.insert(name)?;
+            map.next_value_seed(NoDuplicates)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `seed` over the whole of `input`, requiring nothing but white space
+/// after the value.
+pub(crate) fn parse_with<'de, S: DeserializeSeed<'de>>(
+    input: &'de str,
+    seed: S,
+) -> Result<S::Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(input);
+    let value = seed.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// Checks that `input` is one JSON value with no duplicate member names.
+pub(crate) fn check_no_duplicates(input: &str) -> Result<(), serde_json::Error> {
+    parse_with(input, NoDuplicates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_rejected_at_every_depth() {
+        assert!(check_no_duplicates(r#"{"a":1,"b":{"c":[{"d":1,"e":2}]}}"#).is_ok());
+        assert!(check_no_duplicates(r#"{"a":1,"a":2}"#).is_err());
+        assert!(check_no_duplicates(r#"{"a":{"b":1,"b":1}}"#).is_err());
+        assert!(check_no_duplicates(r#"[{"x":1},{"y":[{"z":0,"z":0}]}]"#).is_err());
+        // an escaped spelling of the same name is the same name
+        assert!(check_no_duplicates(r#"{"sub":1,"s\u0075b":2}"#).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        let err = check_no_duplicates(&deep).unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
+    }
+
+    #[test]
+    fn trailing_data_rejected() {
+        assert!(check_no_duplicates("{} x").is_err());
+        assert!(check_no_duplicates("{}  \n").is_ok());
+    }
+
+    #[test]
+    fn sanitize_hides_values_but_keeps_own_messages() {
+        let err = serde_json::from_str::<u8>(r#""secret-value""#).unwrap_err();
+        let msg = sanitize(&err, "payload", "wrong type");
+        assert!(!msg.contains("secret-value"), "{msg}");
+        let err = check_no_duplicates(r#"{"k":1,"k":2}"#).unwrap_err();
+        assert!(sanitize(&err, "payload", "x").contains("duplicate member name \"k\""));
+    }
+}
