@@ -1,1 +1,293 @@
-fn main() {}
+//! `keyward`: verify and inspect JWTs from the command line.
+//!
+//! ```text
+//! keyward verify --jwks <FILE> [--issuer ISS]... [--audience AUD]... [--alg ALG]...
+//!                [--leeway SECONDS] [--now UNIX_SECONDS] [--typ TYP]
+//!                [--max-age SECONDS] [--require CLAIM]... [--json] <TOKEN|->
+//! keyward inspect <TOKEN|->
+//! ```
+//!
+//! Exit codes (a contract other tooling relies on): 0 the token is valid,
+//! 1 the token is invalid, 2 usage or configuration error.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
+use keyward_core::{Algorithm, Error, FixedClock, KeySet, SystemClock, Validation, Verifier};
+use lexopt::prelude::*;
+use serde_json::{json, Value as Json};
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+const USAGE: &str = "\
+usage:
+  keyward verify --jwks <FILE> [--issuer ISS]... [--audience AUD]... [--alg ALG]...
+                 [--leeway SECONDS] [--now UNIX_SECONDS] [--typ TYP]
+                 [--max-age SECONDS] [--require CLAIM]... [--json] <TOKEN|->
+  keyward inspect <TOKEN|->
+
+verify exits 0 when the token is valid, 1 when it is invalid, 2 on a usage or
+configuration error. Without --alg, every asymmetric algorithm the key
+supports is allowed; HMAC algorithms must be named with --alg. A token that
+names an audience is rejected unless one of them is given with --audience.
+inspect decodes a token WITHOUT verifying it.";
+
+/// A usage or configuration error: exit 2, message on stderr.
+struct UsageError(String);
+
+impl From<lexopt::Error> for UsageError {
+    fn from(e: lexopt::Error) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match run(&mut stdout) {
+        Ok(code) => ExitCode::from(code),
+        Err(UsageError(message)) => {
+            eprintln!("keyward: {message}");
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(out: &mut impl Write) -> Result<u8, UsageError> {
+    let mut parser = lexopt::Parser::from_env();
+    match parser.next()? {
+        Some(Value(command)) if command == "verify" => verify(parser, out),
+        Some(Value(command)) if command == "inspect" => inspect(parser, out),
+        Some(Long("help") | Short('h')) => {
+            let _ = writeln!(out, "{USAGE}");
+            Ok(0)
+        }
+        Some(Long("version") | Short('V')) => {
+            let _ = writeln!(out, "keyward {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        Some(Value(other)) => Err(UsageError(format!("unknown command {other:?}"))),
+        Some(other) => Err(other.unexpected().into()),
+        None => Err(UsageError("a command is required".into())),
+    }
+}
+
+/// The options of `keyward verify`.
+#[derive(Default)]
+struct VerifyArgs {
+    jwks: Option<OsString>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway: Option<u64>,
+    now: Option<u64>,
+    typ: Option<String>,
+    max_age: Option<u64>,
+    required: Vec<String>,
+    json: bool,
+    token: Option<String>,
+}
+
+fn string(parser: &mut lexopt::Parser, name: &str) -> Result<String, UsageError> {
+    parser
+        .value()?
+        .into_string()
+        .map_err(|_| UsageError(format!("--{name} must be valid UTF-8")))
+}
+
+fn seconds(parser: &mut lexopt::Parser, name: &str) -> Result<u64, UsageError> {
+    let text = string(parser, name)?;
+    text.parse::<u64>()
+        .map_err(|_| UsageError(format!("--{name} takes a whole number of seconds, not {text:?}")))
+}
+
+fn once<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), UsageError> {
+    if slot.replace(value).is_some() {
+        return Err(UsageError(format!("--{name} is given more than once")));
+    }
+    Ok(())
+}
+
+fn token_argument(slot: &mut Option<String>, value: OsString) -> Result<(), UsageError> {
+    let value = value
+        .into_string()
+        .map_err(|_| UsageError("the token must be valid UTF-8".into()))?;
+    once(slot, value, "token").map_err(|_| UsageError("only one token may be given".into()))
+}
+
+fn parse_verify(mut parser: lexopt::Parser) -> Result<VerifyArgs, UsageError> {
+    let mut args = VerifyArgs::default();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("jwks") => once(&mut args.jwks, parser.value()?, "jwks")?,
+            Long("issuer") => args.issuers.push(string(&mut parser, "issuer")?),
+            Long("audience") => args.audiences.push(string(&mut parser, "audience")?),
+            Long("alg") => {
+                let text = string(&mut parser, "alg")?;
+                let alg = Algorithm::parse(&text).map_err(|e| UsageError(format!("--alg: {}", e.message())))?;
+                args.algorithms.push(alg);
+            }
+            Long("leeway") => {
+                let v = seconds(&mut parser, "leeway")?;
+                once(&mut args.leeway, v, "leeway")?;
+            }
+            Long("now") => {
+                let v = seconds(&mut parser, "now")?;
+                once(&mut args.now, v, "now")?;
+            }
+            Long("max-age") => {
+                let v = seconds(&mut parser, "max-age")?;
+                once(&mut args.max_age, v, "max-age")?;
+            }
+            Long("typ") => {
+                let v = string(&mut parser, "typ")?;
+                once(&mut args.typ, v, "typ")?;
+            }
+            Long("require") => args.required.push(string(&mut parser, "require")?),
+            Long("json") => args.json = true,
+            Value(value) => token_argument(&mut args.token, value)?,
+            // lexopt reports a lone "-" as a value; anything else is unknown
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    if args.jwks.is_none() {
+        return Err(UsageError("--jwks <FILE> is required".into()));
+    }
+    if args.token.is_none() {
+        return Err(UsageError("a token (or - to read it from stdin) is required".into()));
+    }
+    Ok(args)
+}
+
+/// The token argument, or standard input for `-`, without surrounding
+/// white space.
+fn read_token(argument: String) -> Result<String, UsageError> {
+    if argument != "-" {
+        return Ok(argument);
+    }
+    let mut text = String::new();
+    std::io::stdin()
+        .take(1024 * 1024)
+        .read_to_string(&mut text)
+        .map_err(|e| UsageError(format!("cannot read the token from stdin: {e}")))?;
+    Ok(text.trim().to_owned())
+}
+
+fn load_jwks(path: &OsString) -> Result<KeySet, UsageError> {
+    let shown = std::path::Path::new(path).display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("cannot read JWKS file {shown}: {e}")))?;
+    let keys = KeySet::from_jwks(&text).map_err(|e| UsageError(format!("JWKS file {shown}: {}", e.message())))?;
+    for skipped in keys.skipped() {
+        eprintln!(
+            "keyward: warning: JWKS key #{} {}skipped: {}",
+            skipped.index,
+            skipped.kid.as_deref().map(|k| format!("({}) ", Error::quote(k))).unwrap_or_default(),
+            skipped.reason
+        );
+    }
+    Ok(keys)
+}
+
+fn validation(args: &VerifyArgs) -> Validation {
+    let mut v = Validation::new();
+    for iss in &args.issuers {
+        v = v.issuer(iss.clone());
+    }
+    for aud in &args.audiences {
+        v = v.audience(aud.clone());
+    }
+    if !args.algorithms.is_empty() {
+        v = v.algorithms(args.algorithms.iter().copied());
+    }
+    if let Some(leeway) = args.leeway {
+        v = v.leeway(Duration::from_secs(leeway));
+    }
+    if let Some(typ) = &args.typ {
+        v = v.typ(typ);
+    }
+    if let Some(max_age) = args.max_age {
+        v = v.max_age(Duration::from_secs(max_age));
+    }
+    for claim in &args.required {
+        v = v.require_claim(claim.clone());
+    }
+    v
+}
+
+/// Parses JSON text known to be valid (it was just verified or decoded).
+fn json_value(text: &str) -> Json {
+    serde_json::from_str(text).unwrap_or(Json::Null)
+}
+
+fn verify(parser: lexopt::Parser, out: &mut impl Write) -> Result<u8, UsageError> {
+    let mut args = parse_verify(parser)?;
+    let keys = load_jwks(args.jwks.as_ref().ok_or_else(|| UsageError("--jwks is required".into()))?)?;
+    let token = read_token(args.token.take().unwrap_or_default())?;
+    let verifier = Verifier::new(keys, validation(&args));
+    let verifier = match args.now {
+        Some(now) => verifier.with_clock(FixedClock(now)),
+        None => verifier.with_clock(SystemClock),
+    };
+    let result = verifier.verify_cached::<Json>(&token);
+    let code = match &result {
+        Ok(_) => 0,
+        Err(_) => 1,
+    };
+    let report = match result {
+        Ok(verified) => json!({
+            "valid": true,
+            "header": json_value(verified.header().json()),
+            "claims": verified.claims(),
+        }),
+        Err(e) => json!({
+            "valid": false,
+            "error": { "kind": e.kind().as_str(), "message": e.message() },
+        }),
+    };
+    if args.json {
+        let _ = writeln!(out, "{report}");
+    } else if code == 0 {
+        let _ = writeln!(out, "valid");
+        let _ = writeln!(out, "header: {}", report["header"]);
+        let _ = writeln!(out, "claims: {}", pretty(&report["claims"]));
+    } else {
+        let kind = report["error"]["kind"].as_str().unwrap_or_default();
+        let message = report["error"]["message"].as_str().unwrap_or_default();
+        let _ = writeln!(out, "invalid: {kind}: {message}");
+    }
+    Ok(code)
+}
+
+fn pretty(value: &Json) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+fn inspect(mut parser: lexopt::Parser, out: &mut impl Write) -> Result<u8, UsageError> {
+    let mut token = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(value) => token_argument(&mut token, value)?,
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    let token = read_token(token.ok_or_else(|| UsageError("a token (or -) is required".into()))?)?;
+    match keyward_core::decode_unverified(&token) {
+        Ok((header, payload)) => {
+            eprintln!("keyward: NOT VERIFIED: the signature and claims of this token were not checked");
+            let claims = serde_json::from_str::<Json>(&payload).unwrap_or(Json::String(payload));
+            let report = json!({ "header": json_value(header.json()), "claims": claims });
+            let _ = writeln!(out, "{}", pretty(&report));
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("keyward: cannot decode the token: {e}");
+            Ok(1)
+        }
+    }
+}

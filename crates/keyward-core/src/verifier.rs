@@ -138,6 +138,7 @@ impl Verifier {
         token: &str,
     ) -> Result<VerifiedToken<C>, Error> {
         let parsed = Parsed::new(token, &self.validation)?;
+        self.validation.check_header(&parsed.header)?;
         let query = parsed.query();
         let keys = match self.keys.resolve_cached(&query) {
             Some(keys) => keys,
@@ -153,6 +154,7 @@ impl Verifier {
         token: &str,
     ) -> Result<VerifiedToken<C>, Error> {
         let parsed = Parsed::new(token, &self.validation)?;
+        self.validation.check_header(&parsed.header)?;
         let keys = self.keys.resolve_cached(&parsed.query()).ok_or_else(|| {
             Error::new(
                 ErrorKind::KeyUnavailable,
@@ -164,7 +166,9 @@ impl Verifier {
 }
 
 /// Decodes the header and payload of a token **without verifying** it, for
-/// inspection tools. Never use the result for a decision.
+/// inspection tools: only the encoding rules and the size limit apply, no
+/// key, signature, algorithm policy or claim is checked. Never use the
+/// result for a decision.
 pub fn decode_unverified(token: &str) -> Result<(Header, String), Error> {
     let parsed = Parsed::new(token, &Validation::new())?;
     let payload = parsed.payload_json()?;
@@ -210,7 +214,6 @@ impl<'t> Parsed<'t> {
             .get(..header.len() + 1 + payload.len())
             .ok_or_else(|| Error::malformed("the token is not a compact JWS"))?;
         let header = Header::parse(utf8(base64url::decode_vec(header, "header")?, "header")?)?;
-        validation.check_header(&header)?;
         Ok(Parsed {
             header,
             signing_input,
