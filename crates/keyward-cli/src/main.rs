@@ -14,7 +14,12 @@
 #![deny(missing_docs)]
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
 )]
 
 use keyward_core::{Algorithm, Error, FixedClock, KeySet, SystemClock, Validation, Verifier};
@@ -103,8 +108,11 @@ fn string(parser: &mut lexopt::Parser, name: &str) -> Result<String, UsageError>
 
 fn seconds(parser: &mut lexopt::Parser, name: &str) -> Result<u64, UsageError> {
     let text = string(parser, name)?;
-    text.parse::<u64>()
-        .map_err(|_| UsageError(format!("--{name} takes a whole number of seconds, not {text:?}")))
+    text.parse::<u64>().map_err(|_| {
+        UsageError(format!(
+            "--{name} takes a whole number of seconds, not {text:?}"
+        ))
+    })
 }
 
 fn once<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), UsageError> {
@@ -130,7 +138,8 @@ fn parse_verify(mut parser: lexopt::Parser) -> Result<VerifyArgs, UsageError> {
             Long("audience") => args.audiences.push(string(&mut parser, "audience")?),
             Long("alg") => {
                 let text = string(&mut parser, "alg")?;
-                let alg = Algorithm::parse(&text).map_err(|e| UsageError(format!("--alg: {}", e.message())))?;
+                let alg = Algorithm::parse(&text)
+                    .map_err(|e| UsageError(format!("--alg: {}", e.message())))?;
                 args.algorithms.push(alg);
             }
             Long("leeway") => {
@@ -160,7 +169,9 @@ fn parse_verify(mut parser: lexopt::Parser) -> Result<VerifyArgs, UsageError> {
         return Err(UsageError("--jwks <FILE> is required".into()));
     }
     if args.token.is_none() {
-        return Err(UsageError("a token (or - to read it from stdin) is required".into()));
+        return Err(UsageError(
+            "a token (or - to read it from stdin) is required".into(),
+        ));
     }
     Ok(args)
 }
@@ -181,13 +192,19 @@ fn read_token(argument: String) -> Result<String, UsageError> {
 
 fn load_jwks(path: &OsString) -> Result<KeySet, UsageError> {
     let shown = std::path::Path::new(path).display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| UsageError(format!("cannot read JWKS file {shown}: {e}")))?;
-    let keys = KeySet::from_jwks(&text).map_err(|e| UsageError(format!("JWKS file {shown}: {}", e.message())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("cannot read JWKS file {shown}: {e}")))?;
+    let keys = KeySet::from_jwks(&text)
+        .map_err(|e| UsageError(format!("JWKS file {shown}: {}", e.message())))?;
     for skipped in keys.skipped() {
         eprintln!(
             "keyward: warning: JWKS key #{} {}skipped: {}",
             skipped.index,
-            skipped.kid.as_deref().map(|k| format!("({}) ", Error::quote(k))).unwrap_or_default(),
+            skipped
+                .kid
+                .as_deref()
+                .map(|k| format!("({}) ", Error::quote(k)))
+                .unwrap_or_default(),
             skipped.reason
         );
     }
@@ -227,41 +244,46 @@ fn json_value(text: &str) -> Json {
 
 fn verify(parser: lexopt::Parser, out: &mut impl Write) -> Result<u8, UsageError> {
     let mut args = parse_verify(parser)?;
-    let keys = load_jwks(args.jwks.as_ref().ok_or_else(|| UsageError("--jwks is required".into()))?)?;
+    let keys = load_jwks(
+        args.jwks
+            .as_ref()
+            .ok_or_else(|| UsageError("--jwks is required".into()))?,
+    )?;
     let token = read_token(args.token.take().unwrap_or_default())?;
     let verifier = Verifier::new(keys, validation(&args));
     let verifier = match args.now {
         Some(now) => verifier.with_clock(FixedClock(now)),
         None => verifier.with_clock(SystemClock),
     };
-    let result = verifier.verify_cached::<Json>(&token);
-    let code = match &result {
-        Ok(_) => 0,
-        Err(_) => 1,
-    };
-    let report = match result {
-        Ok(verified) => json!({
-            "valid": true,
-            "header": json_value(verified.header().json()),
-            "claims": verified.claims(),
-        }),
-        Err(e) => json!({
-            "valid": false,
-            "error": { "kind": e.kind().as_str(), "message": e.message() },
-        }),
-    };
-    if args.json {
-        let _ = writeln!(out, "{report}");
-    } else if code == 0 {
-        let _ = writeln!(out, "valid");
-        let _ = writeln!(out, "header: {}", report["header"]);
-        let _ = writeln!(out, "claims: {}", pretty(&report["claims"]));
-    } else {
-        let kind = report["error"]["kind"].as_str().unwrap_or_default();
-        let message = report["error"]["message"].as_str().unwrap_or_default();
-        let _ = writeln!(out, "invalid: {kind}: {message}");
+    match verifier.verify_cached::<Json>(&token) {
+        Ok(verified) => {
+            let header = json_value(verified.header().json());
+            if args.json {
+                let report =
+                    json!({ "valid": true, "header": header, "claims": verified.claims() });
+                let _ = writeln!(out, "{report}");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "valid\nheader: {header}\nclaims: {}",
+                    pretty(verified.claims())
+                );
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            if args.json {
+                let report = json!({
+                    "valid": false,
+                    "error": { "kind": e.kind().as_str(), "message": e.message() },
+                });
+                let _ = writeln!(out, "{report}");
+            } else {
+                let _ = writeln!(out, "invalid: {e}");
+            }
+            Ok(1)
+        }
     }
-    Ok(code)
 }
 
 fn pretty(value: &Json) -> String {
@@ -279,7 +301,9 @@ fn inspect(mut parser: lexopt::Parser, out: &mut impl Write) -> Result<u8, Usage
     let token = read_token(token.ok_or_else(|| UsageError("a token (or -) is required".into()))?)?;
     match keyward_core::decode_unverified(&token) {
         Ok((header, payload)) => {
-            eprintln!("keyward: NOT VERIFIED: the signature and claims of this token were not checked");
+            eprintln!(
+                "keyward: NOT VERIFIED: the signature and claims of this token were not checked"
+            );
             let claims = serde_json::from_str::<Json>(&payload).unwrap_or(Json::String(payload));
             let report = json!({ "header": json_value(header.json()), "claims": claims });
             let _ = writeln!(out, "{}", pretty(&report));

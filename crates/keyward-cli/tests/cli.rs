@@ -9,7 +9,10 @@ const ISS: &str = "https://issuer.example";
 const AUD: &str = "https://api.example";
 
 fn fixtures() -> String {
-    format!("{}/../keyward-core/tests/fixtures", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../keyward-core/tests/fixtures",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 fn jwks() -> String {
@@ -17,7 +20,10 @@ fn jwks() -> String {
 }
 
 fn token(alg: &str) -> String {
-    std::fs::read_to_string(format!("{}/valid/{alg}.jwt", fixtures())).unwrap().trim().to_owned()
+    std::fs::read_to_string(format!("{}/valid/{alg}.jwt", fixtures()))
+        .unwrap()
+        .trim()
+        .to_owned()
 }
 
 fn keyward(args: &[&str], stdin: Option<&str>) -> Output {
@@ -38,21 +44,39 @@ fn keyward(args: &[&str], stdin: Option<&str>) -> Output {
 
 fn verify(extra: &[&str], token: &str) -> Output {
     let jwks = jwks();
-    let mut args = vec!["verify", "--jwks", &jwks, "--issuer", ISS, "--audience", AUD, "--now", NOW];
+    let mut args = vec![
+        "verify",
+        "--jwks",
+        &jwks,
+        "--issuer",
+        ISS,
+        "--audience",
+        AUD,
+        "--now",
+        NOW,
+    ];
     args.extend_from_slice(extra);
     args.push(token);
     keyward(&args, None)
 }
 
 fn json_stdout(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn error_kind(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = json_stdout(out);
     assert_eq!(report["valid"], false);
-    assert!(report["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(report["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
     report["error"]["kind"].as_str().unwrap().to_owned()
 }
 
@@ -71,46 +95,125 @@ fn valid_token_json_report() {
 
 #[test]
 fn every_asymmetric_algorithm_without_alg_option() {
-    for alg in ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] {
+    for alg in [
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+    ] {
         let out = verify(&["--json"], &token(alg));
-        assert_eq!(out.status.code(), Some(0), "{alg}: {}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{alg}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }
 
 #[test]
 fn hmac_needs_alg_option() {
-    assert_eq!(error_kind(&verify(&["--json"], &token("HS256"))), "algorithm_not_allowed");
+    assert_eq!(
+        error_kind(&verify(&["--json"], &token("HS256"))),
+        "algorithm_not_allowed"
+    );
     let out = verify(&["--json", "--alg", "HS256"], &token("HS256"));
     assert_eq!(out.status.code(), Some(0));
     // --alg restricts asymmetric algorithms too
-    assert_eq!(error_kind(&verify(&["--json", "--alg", "ES384"], &token("ES256"))), "algorithm_not_allowed");
+    assert_eq!(
+        error_kind(&verify(&["--json", "--alg", "ES384"], &token("ES256"))),
+        "algorithm_not_allowed"
+    );
 }
 
 #[test]
 fn invalid_token_json_report_and_exit_1() {
     let jwks = jwks();
     let later = keyward(
-        &["verify", "--jwks", &jwks, "--issuer", ISS, "--audience", AUD, "--now", "1800000000", "--json", &token("EdDSA")],
+        &[
+            "verify",
+            "--jwks",
+            &jwks,
+            "--issuer",
+            ISS,
+            "--audience",
+            AUD,
+            "--now",
+            "1800000000",
+            "--json",
+            &token("EdDSA"),
+        ],
         None,
     );
     assert_eq!(error_kind(&later), "expired");
-    let out = keyward(&["verify", "--jwks", &jwks, "--issuer", "https://other", "--audience", AUD, "--now", NOW, "--json", &token("EdDSA")], None);
+    let out = keyward(
+        &[
+            "verify",
+            "--jwks",
+            &jwks,
+            "--issuer",
+            "https://other",
+            "--audience",
+            AUD,
+            "--now",
+            NOW,
+            "--json",
+            &token("EdDSA"),
+        ],
+        None,
+    );
     assert_eq!(error_kind(&out), "invalid_issuer");
-    assert_eq!(error_kind(&verify(&["--json", "--typ", "JWT"], &token("ES256"))), "invalid_type");
-    assert_eq!(error_kind(&verify(&["--json", "--max-age", "60"], &token("ES256"))), "too_old");
-    assert_eq!(error_kind(&verify(&["--json", "--require", "tenant"], &token("ES256"))), "missing_claim");
+    assert_eq!(
+        error_kind(&verify(&["--json", "--typ", "JWT"], &token("ES256"))),
+        "invalid_type"
+    );
+    assert_eq!(
+        error_kind(&verify(&["--json", "--max-age", "60"], &token("ES256"))),
+        "too_old"
+    );
+    assert_eq!(
+        error_kind(&verify(&["--json", "--require", "tenant"], &token("ES256"))),
+        "missing_claim"
+    );
     assert_eq!(error_kind(&verify(&["--json"], "not.a.token")), "malformed");
     let mut forged = token("RS256");
     forged.replace_range(forged.len() - 2.., "AA");
-    assert_eq!(error_kind(&verify(&["--json"], &forged)), "invalid_signature");
+    assert_eq!(
+        error_kind(&verify(&["--json"], &forged)),
+        "invalid_signature"
+    );
     // leeway widens the window
     let out = keyward(
-        &["verify", "--jwks", &jwks, "--issuer", ISS, "--audience", AUD, "--now", "1700003010", "--leeway", "0", "--json", &token("EdDSA")],
+        &[
+            "verify",
+            "--jwks",
+            &jwks,
+            "--issuer",
+            ISS,
+            "--audience",
+            AUD,
+            "--now",
+            "1700003010",
+            "--leeway",
+            "0",
+            "--json",
+            &token("EdDSA"),
+        ],
         None,
     );
     assert_eq!(error_kind(&out), "expired");
     let out = keyward(
-        &["verify", "--jwks", &jwks, "--issuer", ISS, "--audience", AUD, "--now", "1700003010", "--leeway", "30", &token("EdDSA")],
+        &[
+            "verify",
+            "--jwks",
+            &jwks,
+            "--issuer",
+            ISS,
+            "--audience",
+            AUD,
+            "--now",
+            "1700003010",
+            "--leeway",
+            "30",
+            &token("EdDSA"),
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(0));
@@ -131,10 +234,27 @@ fn token_from_stdin() {
     let jwks = jwks();
     let input = format!("{}\n", token("ES512"));
     let out = keyward(
-        &["verify", "--jwks", &jwks, "--issuer", ISS, "--audience", AUD, "--now", NOW, "--json", "-"],
+        &[
+            "verify",
+            "--jwks",
+            &jwks,
+            "--issuer",
+            ISS,
+            "--audience",
+            AUD,
+            "--now",
+            NOW,
+            "--json",
+            "-",
+        ],
         Some(&input),
     );
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(json_stdout(&out)["header"]["kid"], "ec-p521");
 }
 
@@ -154,14 +274,34 @@ fn usage_and_configuration_errors_exit_2() {
         (vec!["verify", &t], "--jwks"),
         (vec!["verify", "--jwks", &jwks], "token"),
         (vec!["verify", "--jwks", &jwks, "--bogus", &t], "--bogus"),
-        (vec!["verify", "--jwks", &jwks, "--leeway", "soon", &t], "--leeway"),
+        (
+            vec!["verify", "--jwks", &jwks, "--leeway", "soon", &t],
+            "--leeway",
+        ),
         (vec!["verify", "--jwks", &jwks, "--now", "-5", &t], "--now"),
-        (vec!["verify", "--jwks", &jwks, "--alg", "none", &t], "--alg"),
-        (vec!["verify", "--jwks", &jwks, "--leeway", "1", "--leeway", "2", &t], "more than once"),
+        (
+            vec!["verify", "--jwks", &jwks, "--alg", "none", &t],
+            "--alg",
+        ),
+        (
+            vec![
+                "verify", "--jwks", &jwks, "--leeway", "1", "--leeway", "2", &t,
+            ],
+            "more than once",
+        ),
         (vec!["verify", "--jwks", &jwks, &t, &t], "only one token"),
-        (vec!["verify", "--jwks", "/nonexistent/jwks.json", &t], "cannot read JWKS"),
-        (vec!["verify", "--jwks", not_json.to_str().unwrap(), &t], "JWKS file"),
-        (vec!["verify", "--jwks", no_keys.to_str().unwrap(), &t], "keys"),
+        (
+            vec!["verify", "--jwks", "/nonexistent/jwks.json", &t],
+            "cannot read JWKS",
+        ),
+        (
+            vec!["verify", "--jwks", not_json.to_str().unwrap(), &t],
+            "JWKS file",
+        ),
+        (
+            vec!["verify", "--jwks", no_keys.to_str().unwrap(), &t],
+            "keys",
+        ),
         (vec!["inspect"], "token"),
     ];
     for (args, expected) in cases {
@@ -196,5 +336,8 @@ fn inspect_decodes_without_verifying() {
 fn skipped_keys_are_reported_on_stderr() {
     let out = verify(&["--json"], &token("ES256"));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("\"rsa-weak\") skipped: weak_key"), "{stderr}");
+    assert!(
+        stderr.contains("\"rsa-weak\") skipped: weak_key"),
+        "{stderr}"
+    );
 }
