@@ -10,6 +10,11 @@
 //!   (RFC 7515 §4.1.11). keyward implements none, so any `crit` entry rejects,
 //!   except `b64` with the value `true` (which changes nothing, RFC 7797).
 //!   `b64: false` (unencoded payload) is refused outright.
+//!
+//! Why not `jose-jws`'s header type: verification needs one borrowing pass
+//! that rejects duplicate members, never materialises key-carrying members,
+//! and maps each failure to a stable error kind (`unsupported_algorithm` for
+//! an unknown `alg`, not a generic parse error). That is the visitor below.
 
 use crate::algorithm::Algorithm;
 use crate::error::{Error, ErrorKind};

@@ -353,3 +353,29 @@ fn header_json_is_exactly_what_was_signed() {
     assert_eq!(header["kid"], "ec-p384");
     assert_eq!(header["typ"], "at+jwt");
 }
+
+#[test]
+fn kidless_tokens_try_a_bounded_number_of_keys() {
+    // The fixture JWKS lists ec-p256 before the P-256 key without kid; the
+    // kid-less token is signed by the latter, so it verifies only when two
+    // candidates may be tried.
+    let manifest: Value = serde_json::from_str(CASES).unwrap();
+    let token = manifest["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "no-kid-tries-compatible-keys")
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for &backend in Backend::available() {
+        verifier(backend, base_validation().max_kidless_candidates(2))
+            .verify_cached::<Value>(&token)
+            .unwrap();
+        let err = verifier(backend, base_validation().max_kidless_candidates(1))
+            .verify_cached::<Value>(&token)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidSignature);
+    }
+}
