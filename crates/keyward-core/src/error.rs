@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong, as a stable, machine-readable category.
 ///
@@ -133,10 +134,14 @@ impl fmt::Display for ErrorKind {
 /// The message never contains a token, signature, secret or key material.
 /// Values that came from the token and help debugging (a `kid`, a claim
 /// name) are shown escaped and truncated, see [`Error::quote`].
+///
+/// `Clone` so that one failure (say, a JWKS fetch shared by many waiters)
+/// can be handed to every caller.
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: Cow<'static, str>,
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl Error {
@@ -155,7 +160,7 @@ impl Error {
     /// Attaches an underlying cause (for example an I/O error). The cause's
     /// own `Display` must not contain secrets either.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.source = Some(Arc::new(source));
         self
     }
 

@@ -62,6 +62,16 @@ pub trait KeySource: Send + Sync {
         let _ = query;
         None
     }
+
+    /// Whether this source holds a current key set from its authority that
+    /// does **not** contain `kid` — i.e. the issuer no longer publishes it.
+    /// A chain of sources uses this to stop accepting a removed key that an
+    /// earlier (static) source still has. Sources without such knowledge
+    /// answer `false` (the default).
+    fn disowns(&self, kid: &str) -> bool {
+        let _ = kid;
+        false
+    }
 }
 
 #[async_trait]
@@ -83,6 +93,9 @@ macro_rules! forward_key_source {
             }
             fn resolve_cached(&self, query: &KeyQuery<'_>) -> Option<KeySet> {
                 (**self).resolve_cached(query)
+            }
+            fn disowns(&self, kid: &str) -> bool {
+                (**self).disowns(kid)
             }
         }
     )*};

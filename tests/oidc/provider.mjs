@@ -1,0 +1,86 @@
+// A real OpenID provider (oidc-provider) on 127.0.0.1 for keyward's
+// end-to-end tests. Started by the Rust tests; never used in production.
+//
+// - Listens on 127.0.0.1 on a free port and prints one JSON line on stdout:
+//   {"issuer": "...", "kids": [...]}
+// - Signs JWT access tokens (RFC 9068, typ at+jwt) for the resource
+//   https://api.example/<ALG> with ALG in RS256, ES256, EdDSA; the audience
+//   is https://api.example. Client credentials: keyward-test / keyward-secret.
+// - Keys are generated here at start, fresh every run.
+// - Reads commands on stdin, one per line, answering one JSON line each:
+//   "rotate": replace every signing key (new kids), keep the issuer and port.
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import { createInterface } from 'node:readline';
+import Provider from 'oidc-provider';
+
+const AUDIENCE = 'https://api.example';
+let generation = 0;
+
+function signingKeys() {
+  generation += 1;
+  const make = (type, options, alg) => {
+    const { privateKey } = generateKeyPairSync(type, options);
+    return { ...privateKey.export({ format: 'jwk' }), alg, use: 'sig', kid: `${alg.toLowerCase()}-${generation}-${randomUUID().slice(0, 8)}` };
+  };
+  return [
+    make('rsa', { modulusLength: 2048 }, 'RS256'),
+    make('ec', { namedCurve: 'P-256' }, 'ES256'),
+    make('ed25519', {}, 'EdDSA'),
+  ];
+}
+
+function provider(issuer, keys) {
+  const p = new Provider(issuer, {
+    clients: [{
+      client_id: 'keyward-test',
+      client_secret: 'keyward-secret',
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      response_types: [],
+    }],
+    jwks: { keys },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => `${AUDIENCE}/RS256`,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (ctx, resource) => ({
+          scope: 'read write',
+          audience: AUDIENCE,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: 600,
+          jwt: { sign: { alg: new URL(resource).pathname.slice(1) } },
+        }),
+      },
+    },
+    extraTokenClaims: () => ({
+      email: 'service@example.com',
+      orgs: [{ id: 'org_1', slug: 'acme', name: 'Acme Inc', role: 'admin' }],
+    }),
+  });
+  p.proxy = false;
+  return p;
+}
+
+let current;
+const server = createServer((req, res) => current.callback()(req, res));
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  const issuer = `http://127.0.0.1:${port}`;
+  let keys = signingKeys();
+  current = provider(issuer, keys);
+  const kids = () => keys.map((k) => k.kid);
+  console.log(JSON.stringify({ issuer, kids: kids() }));
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    if (line.trim() === 'rotate') {
+      keys = signingKeys();
+      current = provider(issuer, keys);
+      console.log(JSON.stringify({ rotated: true, kids: kids() }));
+    } else {
+      console.log(JSON.stringify({ error: `unknown command ${line}` }));
+    }
+  }).on('close', () => process.exit(0));
+});
