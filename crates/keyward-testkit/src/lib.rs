@@ -1,0 +1,15 @@
+//! Test support shared by keyward's crates (a dev-dependency only).
+//!
+//! - [`TestServer`]: a real HTTP/1.1 server on 127.0.0.1 (port 0) that
+//!   serves programmable routes, injects faults (status codes, delays, slow
+//!   trickled bodies, huge bodies, ETag revalidation) and counts requests.
+//! - [`OidcProvider`]: the real `oidc-provider` (npm) from `tests/oidc`,
+//!   started on loopback with fresh keys.
+//! - [`fixtures`]: the oracle tokens and JWKS of `keyward-core`.
+
+pub mod fixtures;
+mod oidc;
+mod server;
+
+pub use oidc::OidcProvider;
+pub use server::{Route, TestServer};

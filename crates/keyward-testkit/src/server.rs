@@ -1,0 +1,227 @@
+//! A small, real HTTP/1.1 server on 127.0.0.1 for fault injection.
+//!
+//! Every response closes its connection (`Connection: close`), so each
+//! request is counted exactly once and no pooled connection hides a fault.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the server answers on one path.
+#[derive(Clone, Debug)]
+pub struct Route {
+    status: u16,
+    body: Vec<u8>,
+    headers: Vec<(String, String)>,
+    delay: Duration,
+    trickle: Option<Duration>,
+    etag: Option<String>,
+}
+
+impl Route {
+    /// `200` with a JSON body.
+    pub fn json(body: impl Into<Vec<u8>>) -> Self {
+        Route {
+            status: 200,
+            body: body.into(),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            delay: Duration::ZERO,
+            trickle: None,
+            etag: None,
+        }
+    }
+
+    /// An empty response with this status.
+    pub fn status_only(status: u16) -> Self {
+        Route { status, ..Route::json(Vec::new()) }
+    }
+
+    /// Sets the status code.
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Adds a response header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Waits this long before answering.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Sends the body one byte at a time with this pause between bytes.
+    pub fn trickle(mut self, per_byte: Duration) -> Self {
+        self.trickle = Some(per_byte);
+        self
+    }
+
+    /// Sends this `ETag` and answers `304` to a matching `If-None-Match`.
+    pub fn etag(mut self, etag: &str) -> Self {
+        self.etag = Some(etag.into());
+        self
+    }
+}
+
+#[derive(Default)]
+struct State {
+    routes: Mutex<HashMap<String, Route>>,
+    hits: Mutex<HashMap<String, usize>>,
+    not_modified: AtomicUsize,
+    aborted_writes: AtomicUsize,
+    bytes_written: AtomicUsize,
+}
+
+/// The server; stops when dropped.
+pub struct TestServer {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestServer {
+    /// Starts on 127.0.0.1 on a free port.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State::default());
+        let accept_state = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, accept_state.clone()));
+            }
+        });
+        TestServer { addr, state, task }
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The full URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base())
+    }
+
+    /// Sets (or replaces) the answer for `path`.
+    pub fn set(&self, path: &str, route: Route) {
+        self.state.routes.lock().unwrap().insert(path.into(), route);
+    }
+
+    /// Requests received for `path` so far.
+    pub fn hits(&self, path: &str) -> usize {
+        self.state.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// `304` answers sent so far.
+    pub fn not_modified(&self) -> usize {
+        self.state.not_modified.load(Ordering::SeqCst)
+    }
+
+    /// Responses whose body could not be written completely because the
+    /// client stopped reading (closed the connection).
+    pub fn aborted_writes(&self) -> usize {
+        self.state.aborted_writes.load(Ordering::SeqCst)
+    }
+
+    /// Body bytes written in total.
+    pub fn bytes_written(&self) -> usize {
+        self.state.bytes_written.load(Ordering::SeqCst)
+    }
+}
+
+async fn serve(mut stream: TcpStream, state: Arc<State>) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+        if head.len() > 64 * 1024 {
+            return;
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let path = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap_or("/")
+        .to_owned();
+    let if_none_match = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("if-none-match"))
+        .map(|(_, v)| v.trim().to_owned());
+    *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let route = state.routes.lock().unwrap().get(&path).cloned();
+    let Some(route) = route else {
+        let _ = stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await;
+        return;
+    };
+    tokio::time::sleep(route.delay).await;
+    let not_modified = route.etag.is_some() && route.etag == if_none_match;
+    let (status, body) = if not_modified {
+        state.not_modified.fetch_add(1, Ordering::SeqCst);
+        (304, &[][..])
+    } else {
+        (route.status, &route.body[..])
+    };
+    let mut response = format!("HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in &route.headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(etag) = &route.etag {
+        response.push_str(&format!("ETag: {etag}\r\n"));
+    }
+    response.push_str("\r\n");
+    if stream.write_all(response.as_bytes()).await.is_err() {
+        return;
+    }
+    let result = match route.trickle {
+        Some(pause) => {
+            let mut result = Ok(());
+            for byte in body {
+                if let Err(e) = stream.write_all(&[*byte]).await {
+                    result = Err(e);
+                    break;
+                }
+                state.bytes_written.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(pause).await;
+            }
+            result
+        }
+        None => {
+            let mut result = Ok(());
+            for chunk in body.chunks(64 * 1024) {
+                if let Err(e) = stream.write_all(chunk).await {
+                    result = Err(e);
+                    break;
+                }
+                state.bytes_written.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
+            result
+        }
+    };
+    if result.is_err() {
+        state.aborted_writes.fetch_add(1, Ordering::SeqCst);
+    }
+    let _ = stream.shutdown().await;
+}
