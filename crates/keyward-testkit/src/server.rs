@@ -20,6 +20,7 @@ pub struct Route {
     delay: Duration,
     trickle: Option<Duration>,
     etag: Option<String>,
+    content_length: bool,
 }
 
 impl Route {
@@ -32,7 +33,15 @@ impl Route {
             delay: Duration::ZERO,
             trickle: None,
             etag: None,
+            content_length: true,
         }
+    }
+
+    /// Omits `Content-Length`: the body ends when the connection closes, so
+    /// a client cannot know its size before reading it.
+    pub fn without_content_length(mut self) -> Self {
+        self.content_length = false;
+        self
     }
 
     /// An empty response with this status.
@@ -184,7 +193,10 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
     } else {
         (route.status, &route.body[..])
     };
-    let mut response = format!("HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut response = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+    if route.content_length {
+        response.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     for (name, value) in &route.headers {
         response.push_str(&format!("{name}: {value}\r\n"));
     }
