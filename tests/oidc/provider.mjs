@@ -15,6 +15,10 @@ import { createInterface } from 'node:readline';
 import Provider from 'oidc-provider';
 
 const AUDIENCE = 'https://api.example';
+
+// stdout carries only the protocol lines; the library's notices go to stderr.
+const reply = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
+console.log = console.info = console.warn = (...args) => process.stderr.write(`${args.join(' ')}\n`);
 let generation = 0;
 
 function signingKeys() {
@@ -73,14 +77,14 @@ server.listen(0, '127.0.0.1', () => {
   let keys = signingKeys();
   current = provider(issuer, keys);
   const kids = () => keys.map((k) => k.kid);
-  console.log(JSON.stringify({ issuer, kids: kids() }));
+  reply({ issuer, kids: kids() });
   createInterface({ input: process.stdin }).on('line', (line) => {
     if (line.trim() === 'rotate') {
       keys = signingKeys();
       current = provider(issuer, keys);
-      console.log(JSON.stringify({ rotated: true, kids: kids() }));
+      reply({ rotated: true, kids: kids() });
     } else {
-      console.log(JSON.stringify({ error: `unknown command ${line}` }));
+      reply({ error: `unknown command ${line}` });
     }
   }).on('close', () => process.exit(0));
 });
