@@ -5,7 +5,11 @@
 //!                [--leeway SECONDS] [--now UNIX_SECONDS] [--typ TYP]
 //!                [--max-age SECONDS] [--require CLAIM]... [--json] <TOKEN|->
 //! keyward inspect <TOKEN|->
+//! keyward jwks fetch <ISSUER_OR_JWKS_URL>
 //! ```
+//!
+//! `--jwks` takes a file or an `http(s)://` JWKS URL; `--issuer-discovery`
+//! discovers the JWKS from the (first) `--issuer` instead.
 //!
 //! Exit codes (a contract other tooling relies on): 0 the token is valid,
 //! 1 the token is invalid, 2 usage or configuration error.
@@ -22,12 +26,16 @@
     )
 )]
 
-use keyward_core::{Algorithm, Error, FixedClock, KeySet, SystemClock, Validation, Verifier};
+use keyward_core::{
+    Algorithm, Error, FixedClock, KeySet, KeySource, SystemClock, Validation, Verifier,
+};
+use keyward_keys::RemoteKeySource;
 use lexopt::prelude::*;
 use serde_json::{json, Value as Json};
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 const USAGE: &str = "\
@@ -35,13 +43,18 @@ usage:
   keyward verify --jwks <FILE> [--issuer ISS]... [--audience AUD]... [--alg ALG]...
                  [--leeway SECONDS] [--now UNIX_SECONDS] [--typ TYP]
                  [--max-age SECONDS] [--require CLAIM]... [--json] <TOKEN|->
+               [--issuer-discovery]
   keyward inspect <TOKEN|->
+  keyward jwks fetch <ISSUER_OR_JWKS_URL>
 
-verify exits 0 when the token is valid, 1 when it is invalid, 2 on a usage or
+--jwks takes a JWKS file or an http(s):// JWKS URL; --issuer-discovery finds
+the JWKS from the first --issuer's OpenID configuration instead. verify exits 0 when the token is valid, 1 when it is invalid, 2 on a usage or
 configuration error. Without --alg, every asymmetric algorithm the key
 supports is allowed; HMAC algorithms must be named with --alg. A token that
 names an audience is rejected unless one of them is given with --audience.
-inspect decodes a token WITHOUT verifying it.";
+inspect decodes a token WITHOUT verifying it. jwks fetch prints the public
+members of a JWKS (from its URL, or discovered from an issuer) for baking
+into configuration.";
 
 /// A usage or configuration error: exit 2, message on stderr.
 struct UsageError(String);
@@ -69,6 +82,7 @@ fn run(out: &mut impl Write) -> Result<u8, UsageError> {
     match parser.next()? {
         Some(Value(command)) if command == "verify" => verify(parser, out),
         Some(Value(command)) if command == "inspect" => inspect(parser, out),
+        Some(Value(command)) if command == "jwks" => jwks(parser, out),
         Some(Long("help") | Short('h')) => {
             let _ = writeln!(out, "{USAGE}");
             Ok(0)
@@ -95,6 +109,7 @@ struct VerifyArgs {
     typ: Option<String>,
     max_age: Option<u64>,
     required: Vec<String>,
+    issuer_discovery: bool,
     json: bool,
     token: Option<String>,
 }
@@ -160,13 +175,29 @@ fn parse_verify(mut parser: lexopt::Parser) -> Result<VerifyArgs, UsageError> {
             }
             Long("require") => args.required.push(string(&mut parser, "require")?),
             Long("json") => args.json = true,
+            Long("issuer-discovery") => args.issuer_discovery = true,
             Value(value) => token_argument(&mut args.token, value)?,
             // lexopt reports a lone "-" as a value; anything else is unknown
             other => return Err(other.unexpected().into()),
         }
     }
-    if args.jwks.is_none() {
-        return Err(UsageError("--jwks <FILE> is required".into()));
+    match (&args.jwks, args.issuer_discovery) {
+        (None, false) => {
+            return Err(UsageError(
+                "--jwks <FILE|URL> or --issuer-discovery is required".into(),
+            ))
+        }
+        (Some(_), true) => {
+            return Err(UsageError(
+                "--jwks and --issuer-discovery exclude each other".into(),
+            ))
+        }
+        (None, true) if args.issuers.is_empty() => {
+            return Err(UsageError(
+                "--issuer-discovery needs an --issuer to discover from".into(),
+            ))
+        }
+        _ => {}
     }
     if args.token.is_none() {
         return Err(UsageError(
@@ -188,6 +219,57 @@ fn read_token(argument: String) -> Result<String, UsageError> {
         .read_to_string(&mut text)
         .map_err(|e| UsageError(format!("cannot read the token from stdin: {e}")))?;
     Ok(text.trim().to_owned())
+}
+
+/// A tokio runtime for the commands that fetch.
+fn runtime() -> Result<tokio::runtime::Runtime, UsageError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the async runtime: {e}")))
+}
+
+/// The keys for `verify`: a file, a JWKS URL, or discovery from the issuer.
+/// Remote keys are fetched before verifying, so an unreachable or invalid
+/// JWKS is a configuration error (exit 2), like an unreadable file.
+fn key_source(
+    args: &VerifyArgs,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Arc<dyn KeySource>, UsageError> {
+    let remote = match (&args.jwks, args.issuer_discovery) {
+        (Some(jwks), false) => match jwks.to_str() {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                RemoteKeySource::from_jwks_url(url)
+                    .map_err(|e| UsageError(format!("--jwks: {}", e.message())))?
+            }
+            _ => return Ok(Arc::new(load_jwks(jwks)?)),
+        },
+        _ => {
+            let issuer = args.issuers.first().map(String::as_str).unwrap_or_default();
+            RemoteKeySource::from_issuer(issuer)
+                .map_err(|e| UsageError(format!("--issuer-discovery: {}", e.message())))?
+        }
+    };
+    let keys = rt
+        .block_on(remote.refresh())
+        .map_err(|e| UsageError(format!("cannot load keys: {}", e.message())))?;
+    report_skipped(&keys);
+    Ok(Arc::new(remote))
+}
+
+fn report_skipped(keys: &KeySet) {
+    for skipped in keys.skipped() {
+        eprintln!(
+            "keyward: warning: JWKS key #{} {}skipped: {}",
+            skipped.index,
+            skipped
+                .kid
+                .as_deref()
+                .map(|k| format!("({}) ", Error::quote(k)))
+                .unwrap_or_default(),
+            skipped.reason
+        );
+    }
 }
 
 fn load_jwks(path: &OsString) -> Result<KeySet, UsageError> {
@@ -244,18 +326,15 @@ fn json_value(text: &str) -> Json {
 
 fn verify(parser: lexopt::Parser, out: &mut impl Write) -> Result<u8, UsageError> {
     let mut args = parse_verify(parser)?;
-    let keys = load_jwks(
-        args.jwks
-            .as_ref()
-            .ok_or_else(|| UsageError("--jwks is required".into()))?,
-    )?;
+    let rt = runtime()?;
+    let keys = key_source(&args, &rt)?;
     let token = read_token(args.token.take().unwrap_or_default())?;
     let verifier = Verifier::new(keys, validation(&args));
     let verifier = match args.now {
         Some(now) => verifier.with_clock(FixedClock(now)),
         None => verifier.with_clock(SystemClock),
     };
-    match verifier.verify_cached::<Json>(&token) {
+    match rt.block_on(verifier.verify::<Json>(&token)) {
         Ok(verified) => {
             let header = json_value(verified.header().json());
             if args.json {
@@ -311,6 +390,43 @@ fn inspect(mut parser: lexopt::Parser, out: &mut impl Write) -> Result<u8, Usage
         }
         Err(e) => {
             eprintln!("keyward: cannot decode the token: {e}");
+            Ok(1)
+        }
+    }
+}
+
+fn jwks(mut parser: lexopt::Parser, out: &mut impl Write) -> Result<u8, UsageError> {
+    match parser.next()? {
+        Some(Value(sub)) if sub == "fetch" => {}
+        Some(Value(other)) => return Err(UsageError(format!("unknown jwks command {other:?}"))),
+        Some(other) => return Err(other.unexpected().into()),
+        None => return Err(UsageError("jwks needs a command: fetch".into())),
+    }
+    let mut location = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(value) => token_argument(&mut location, value)
+                .map_err(|_| UsageError("jwks fetch takes one issuer or JWKS URL".into()))?,
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    let location =
+        location.ok_or_else(|| UsageError("jwks fetch needs an issuer or JWKS URL".into()))?;
+    let rt = runtime()?;
+    match rt.block_on(keyward_keys::fetch_jwks(&location)) {
+        Ok(fetched) => match keyward_keys::public_jwks(&fetched.document) {
+            Ok(public) => {
+                eprintln!("keyward: JWKS from {}", fetched.url);
+                let _ = writeln!(out, "{public}");
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("keyward: {e}");
+                Ok(1)
+            }
+        },
+        Err(e) => {
+            eprintln!("keyward: cannot fetch the JWKS: {}", e.message());
             Ok(1)
         }
     }

@@ -67,14 +67,21 @@ pub(crate) async fn discover(
     let body = match http::get(client, &url, None, max_body).await? {
         http::Fetched::Body { body, .. } => body,
         http::Fetched::NotModified { .. } => {
-            return Err(Error::new(ErrorKind::KeyUnavailable, "unexpected 304 for discovery"))
+            return Err(Error::new(
+                ErrorKind::KeyUnavailable,
+                "unexpected 304 for discovery",
+            ))
         }
     };
     parse_metadata(&body, issuer, allow_http)
 }
 
 /// Parses and checks a discovery document fetched for `issuer`.
-pub fn parse_metadata(body: &[u8], issuer: &str, allow_http: bool) -> Result<ProviderMetadata, Error> {
+pub fn parse_metadata(
+    body: &[u8],
+    issuer: &str,
+    allow_http: bool,
+) -> Result<ProviderMetadata, Error> {
     let raw: RawMetadata = serde_json::from_slice(body).map_err(|e| {
         Error::new(
             ErrorKind::KeyUnavailable,

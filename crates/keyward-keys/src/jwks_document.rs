@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 /// RFC 8037 §2). Everything else — private members (`d`, `p`, `q`, `dp`,
 /// `dq`, `qi`, `oth`) and symmetric secrets (`k`) — is dropped.
 const PUBLIC_MEMBERS: [&str; 14] = [
-    "kty", "use", "key_ops", "alg", "kid", "x5u", "x5c", "x5t", "x5t#S256", "crv", "x", "y", "n", "e",
+    "kty", "use", "key_ops", "alg", "kid", "x5u", "x5c", "x5t", "x5t#S256", "crv", "x", "y", "n",
+    "e",
 ];
 
 /// Returns the JWKS `document` with public key members only, as pretty
@@ -42,6 +43,10 @@ pub fn public_jwks(document: &str) -> Result<String, Error> {
             Value::Object(kept)
         })
         .collect();
-    serde_json::to_string_pretty(&serde_json::json!({ "keys": public }))
-        .map_err(|e| Error::new(ErrorKind::Malformed, format!("cannot serialise the JWKS: {e}")))
+    serde_json::to_string_pretty(&serde_json::json!({ "keys": public })).map_err(|e| {
+        Error::new(
+            ErrorKind::Malformed,
+            format!("cannot serialise the JWKS: {e}"),
+        )
+    })
 }

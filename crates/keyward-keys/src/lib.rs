@@ -33,7 +33,12 @@
 #![deny(missing_docs)]
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
 )]
 
 #[cfg(feature = "remote")]
@@ -46,6 +51,9 @@ mod static_source;
 
 pub use jwks_document::public_jwks;
 #[cfg(feature = "remote")]
-pub use remote::{http::parse_max_age, RemoteKeySource, RemoteKeySourceBuilder, RemoteStats};
+pub use remote::{
+    fetch_jwks, http::parse_max_age, FetchedJwks, RemoteKeySource, RemoteKeySourceBuilder,
+    RemoteStats,
+};
 pub use rotating::RotatingKeySource;
 pub use static_source::StaticKeySource;

@@ -141,7 +141,10 @@ impl KeySource for RotatingKeySource {
         match (unavailable, last) {
             (Some(e), _) => Err(e),
             (None, Some(keys)) => Ok(keys), // the verifier says unknown_key
-            (None, None) => Err(Error::new(ErrorKind::UnknownKey, "no key source knows this key")),
+            (None, None) => Err(Error::new(
+                ErrorKind::UnknownKey,
+                "no key source knows this key",
+            )),
         }
     }
 

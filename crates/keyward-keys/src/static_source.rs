@@ -39,7 +39,10 @@ impl StaticKeySource {
             )
         })?;
         let keys = KeySet::from_jwks(&text).map_err(|e| {
-            Error::new(e.kind(), format!("JWKS file {}: {}", path.display(), e.message()))
+            Error::new(
+                e.kind(),
+                format!("JWKS file {}: {}", path.display(), e.message()),
+            )
         })?;
         Self::from_key_set(keys, &format!("JWKS file {}", path.display()))
     }
@@ -52,9 +55,8 @@ impl StaticKeySource {
                 format!("environment variable {variable}: {e}"),
             )
         })?;
-        let keys = KeySet::from_jwks(&text).map_err(|e| {
-            Error::new(e.kind(), format!("JWKS in ${variable}: {}", e.message()))
-        })?;
+        let keys = KeySet::from_jwks(&text)
+            .map_err(|e| Error::new(e.kind(), format!("JWKS in ${variable}: {}", e.message())))?;
         Self::from_key_set(keys, &format!("JWKS in ${variable}"))
     }
 
@@ -65,7 +67,11 @@ impl StaticKeySource {
                 .skipped()
                 .iter()
                 .map(|s| {
-                    let kid = s.kid.as_deref().map(Error::quote).unwrap_or_else(|| "without kid".into());
+                    let kid = s
+                        .kid
+                        .as_deref()
+                        .map(Error::quote)
+                        .unwrap_or_else(|| "without kid".into());
                     format!("key #{} ({kid}): {}", s.index, s.reason)
                 })
                 .collect();

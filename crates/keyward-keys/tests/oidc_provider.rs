@@ -22,7 +22,10 @@ async fn discover_verify_and_survive_rotation() {
             .client_id("keyward-test"),
     );
     let mut old_tokens = Vec::new();
-    for (alg, kid) in ["RS256", "ES256", "EdDSA"].iter().zip(provider.kids.clone()) {
+    for (alg, kid) in ["RS256", "ES256", "EdDSA"]
+        .iter()
+        .zip(provider.kids.clone())
+    {
         let token = provider.access_token(alg).await;
         let t = Instant::now();
         let verified = verifier.verify::<RegisteredClaims>(&token).await.unwrap();
@@ -33,7 +36,11 @@ async fn discover_verify_and_survive_rotation() {
         old_tokens.push(token);
     }
     let stats = source.stats();
-    assert_eq!((stats.discovery_fetches, stats.fetches), (1, 1), "{stats:?}");
+    assert_eq!(
+        (stats.discovery_fetches, stats.fetches),
+        (1, 1),
+        "{stats:?}"
+    );
 
     // The provider rotates every key; the client keeps running.
     let new_kids = provider.rotate().await;
@@ -48,7 +55,10 @@ async fn discover_verify_and_survive_rotation() {
     assert_eq!(stats.unknown_kid_refetches, 1);
     // tokens signed by the removed keys no longer verify
     for token in &old_tokens {
-        let err = verifier.verify::<RegisteredClaims>(token).await.unwrap_err();
+        let err = verifier
+            .verify::<RegisteredClaims>(token)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnknownKey);
     }
 }

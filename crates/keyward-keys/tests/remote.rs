@@ -13,12 +13,22 @@ use std::time::{Duration, Instant};
 const JWKS: &str = "/jwks";
 
 fn verifier_for(source: impl KeySource + 'static) -> Verifier {
-    Verifier::new(source, Validation::new().issuer(ISSUER).audience(AUDIENCE).typ("at+jwt")).with_clock(FixedClock(NOW))
+    Verifier::new(
+        source,
+        Validation::new()
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .typ("at+jwt"),
+    )
+    .with_clock(FixedClock(NOW))
 }
 
 async fn server_with(jwks: String) -> TestServer {
     let server = TestServer::start().await;
-    server.set(JWKS, Route::json(jwks).header("Cache-Control", "max-age=3600"));
+    server.set(
+        JWKS,
+        Route::json(jwks).header("Cache-Control", "max-age=3600"),
+    );
     server
 }
 
@@ -45,19 +55,33 @@ async fn thousand_concurrent_unknown_kid_verifications_cause_one_fetch() {
     source.refresh().await.unwrap();
     assert_eq!(server.hits(JWKS), 1);
     // make the refetch slow so that all verifications overlap it
-    server.set(JWKS, Route::json(fixtures::jwks()).delay(Duration::from_millis(200)));
+    server.set(
+        JWKS,
+        Route::json(fixtures::jwks()).delay(Duration::from_millis(200)),
+    );
     let verifier = Arc::new(verifier_for(source.clone()));
     let started = Instant::now();
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
             let verifier = verifier.clone();
-            tokio::spawn(async move { verifier.verify::<Value>(&token_with_kid("rotated-in")).await })
+            tokio::spawn(async move {
+                verifier
+                    .verify::<Value>(&token_with_kid("rotated-in"))
+                    .await
+            })
         })
         .collect();
     for task in tasks {
-        assert_eq!(task.await.unwrap().unwrap_err().kind(), ErrorKind::UnknownKey);
+        assert_eq!(
+            task.await.unwrap().unwrap_err().kind(),
+            ErrorKind::UnknownKey
+        );
     }
-    eprintln!("1000 unknown-kid verifications: {:?}, stats {:?}", started.elapsed(), source.stats());
+    eprintln!(
+        "1000 unknown-kid verifications: {:?}, stats {:?}",
+        started.elapsed(),
+        source.stats()
+    );
     assert_eq!(server.hits(JWKS), 2, "exactly one refetch");
     assert_eq!(source.stats().unknown_kid_refetches, 1);
 }
@@ -80,7 +104,10 @@ async fn random_kid_storm_is_rate_limited_and_valid_tokens_keep_verifying() {
             let mut n = 0u64;
             while Instant::now() < deadline {
                 let kid = format!("random-{n}");
-                let err = verifier.verify::<Value>(&token_with_kid(&kid)).await.unwrap_err();
+                let err = verifier
+                    .verify::<Value>(&token_with_kid(&kid))
+                    .await
+                    .unwrap_err();
                 assert_eq!(err.kind(), ErrorKind::UnknownKey);
                 n += 1;
             }
@@ -101,7 +128,10 @@ async fn random_kid_storm_is_rate_limited_and_valid_tokens_keep_verifying() {
         "storm: {storm_count} random kids over 3 cooldowns -> {refetches} refetches; {valid_runs} valid verifications alongside; {:?}",
         source.stats()
     );
-    assert!(storm_count > 100, "the storm was too small to mean anything: {storm_count}");
+    assert!(
+        storm_count > 100,
+        "the storm was too small to mean anything: {storm_count}"
+    );
     assert!(refetches <= 4, "{refetches} refetches in 3 cooldowns");
     assert!(refetches >= 1);
     assert_eq!(valid_ok.load(Ordering::SeqCst), valid_runs);
@@ -136,7 +166,11 @@ async fn stale_if_error_then_key_unavailable() {
     assert!(stats.stale_serves > 0);
     // The failing endpoint is retried at most once per cooldown (50 ms), not
     // once per verification.
-    assert!(server.hits(JWKS) < 1 + 1 + 500 / 50 + 2, "{} requests", server.hits(JWKS));
+    assert!(
+        server.hits(JWKS) < 1 + 1 + 500 / 50 + 2,
+        "{} requests",
+        server.hits(JWKS)
+    );
     tokio::time::sleep(Duration::from_millis(500)).await; // past the stale bound
     let err = verifier.verify::<Value>(&token("EdDSA")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::KeyUnavailable);
@@ -148,7 +182,12 @@ async fn stale_if_error_then_key_unavailable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etag_revalidation_and_cache_control() {
     let server = TestServer::start().await;
-    server.set(JWKS, Route::json(fixtures::jwks()).etag("\"v1\"").header("Cache-Control", "max-age=0"));
+    server.set(
+        JWKS,
+        Route::json(fixtures::jwks())
+            .etag("\"v1\"")
+            .header("Cache-Control", "max-age=0"),
+    );
     let source = RemoteKeySource::builder_for_jwks_url(&server.url(JWKS))
         .unwrap()
         .min_ttl(Duration::from_millis(100))
@@ -164,7 +203,10 @@ async fn etag_revalidation_and_cache_control() {
 
     // max-age above the maximum is clamped to it
     let server = TestServer::start().await;
-    server.set(JWKS, Route::json(fixtures::jwks()).header("Cache-Control", "public, max-age=86400000"));
+    server.set(
+        JWKS,
+        Route::json(fixtures::jwks()).header("Cache-Control", "public, max-age=86400000"),
+    );
     let source = RemoteKeySource::builder_for_jwks_url(&server.url(JWKS))
         .unwrap()
         .min_ttl(Duration::from_millis(10))
@@ -183,7 +225,10 @@ async fn etag_revalidation_and_cache_control() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_refresh_before_expiry() {
     let server = server_with(fixtures::jwks()).await;
-    server.set(JWKS, Route::json(fixtures::jwks()).header("Cache-Control", "max-age=1"));
+    server.set(
+        JWKS,
+        Route::json(fixtures::jwks()).header("Cache-Control", "max-age=1"),
+    );
     let source = RemoteKeySource::builder_for_jwks_url(&server.url(JWKS))
         .unwrap()
         .min_ttl(Duration::from_millis(10))
@@ -204,14 +249,20 @@ async fn background_refresh_before_expiry() {
     verifier.verify_cached::<Value>(&token("ES256")).unwrap();
 }
 
-async fn fetch_error(route: Route, configure: impl FnOnce(keyward_keys::RemoteKeySourceBuilder) -> keyward_keys::RemoteKeySourceBuilder) -> (keyward_core::Error, TestServer, Duration) {
+async fn fetch_error(
+    route: Route,
+    configure: impl FnOnce(keyward_keys::RemoteKeySourceBuilder) -> keyward_keys::RemoteKeySourceBuilder,
+) -> (keyward_core::Error, TestServer, Duration) {
     let server = TestServer::start().await;
     server.set(JWKS, route);
     let source = configure(RemoteKeySource::builder_for_jwks_url(&server.url(JWKS)).unwrap())
         .build()
         .unwrap();
     let started = Instant::now();
-    let err = verifier_for(source).verify::<Value>(&token("ES256")).await.unwrap_err();
+    let err = verifier_for(source)
+        .verify::<Value>(&token("ES256"))
+        .await
+        .unwrap_err();
     (err, server, started.elapsed())
 }
 
@@ -224,7 +275,10 @@ async fn faults_are_key_unavailable() {
         ("garbage", Route::json(b"\x00\xff\xfegarbage".to_vec())),
         ("non-json", Route::json("<html>hello</html>")),
         ("no keys array", Route::json(r#"{"kids":[]}"#)),
-        ("redirect", Route::status_only(302).header("Location", "/elsewhere")),
+        (
+            "redirect",
+            Route::status_only(302).header("Location", "/elsewhere"),
+        ),
     ] {
         let (err, server, _) = fetch_error(route, same).await;
         assert_eq!(err.kind(), ErrorKind::KeyUnavailable, "{name}: {err}");
@@ -234,21 +288,27 @@ async fn faults_are_key_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_bound_a_hanging_or_trickling_endpoint() {
-    let (err, _, elapsed) = fetch_error(Route::json(fixtures::jwks()).delay(Duration::from_secs(5)), |b| {
-        b.timeout(Duration::from_millis(300))
-    })
+    let (err, _, elapsed) = fetch_error(
+        Route::json(fixtures::jwks()).delay(Duration::from_secs(5)),
+        |b| b.timeout(Duration::from_millis(300)),
+    )
     .await;
     assert_eq!(err.kind(), ErrorKind::KeyUnavailable);
     assert!(err.message().contains("timed out"), "{err}");
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
 
-    let (err, server, elapsed) = fetch_error(Route::json(fixtures::jwks()).trickle(Duration::from_millis(20)), |b| {
-        b.timeout(Duration::from_millis(400))
-    })
+    let (err, server, elapsed) = fetch_error(
+        Route::json(fixtures::jwks()).trickle(Duration::from_millis(20)),
+        |b| b.timeout(Duration::from_millis(400)),
+    )
     .await;
     assert_eq!(err.kind(), ErrorKind::KeyUnavailable);
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
-    assert!(server.bytes_written() < 100, "{} bytes trickled", server.bytes_written());
+    assert!(
+        server.bytes_written() < 100,
+        "{} bytes trickled",
+        server.bytes_written()
+    );
     eprintln!("timeout: hanging endpoint abandoned after {elapsed:?}");
 }
 
@@ -257,7 +317,8 @@ async fn huge_body_is_refused_while_streaming() {
     let huge = format!(r#"{{"keys":[],"pad":"{}"}}"#, "a".repeat(10 * 1024 * 1024));
     // Without Content-Length the size is unknown until read: the 1 MiB cap
     // must stop the reading midway and close the connection.
-    let (err, server, _) = fetch_error(Route::json(huge.clone()).without_content_length(), |b| b).await;
+    let (err, server, _) =
+        fetch_error(Route::json(huge.clone()).without_content_length(), |b| b).await;
     assert_eq!(err.kind(), ErrorKind::KeyUnavailable);
     assert!(err.message().contains("limit"), "{err}");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -277,7 +338,10 @@ async fn huge_body_is_refused_while_streaming() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_good_and_bad_keys_and_too_many_keys() {
     let mut doc: Value = serde_json::from_str(&fixtures::jwks()).unwrap();
-    doc["keys"].as_array_mut().unwrap().push(serde_json::json!({"kty":"RSA","kid":"broken","n":"!!","e":"AQAB"}));
+    doc["keys"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"kty":"RSA","kid":"broken","n":"!!","e":"AQAB"}));
     let server = server_with(doc.to_string()).await;
     let source = RemoteKeySource::from_jwks_url(&server.url(JWKS)).unwrap();
     let verifier = verifier_for(source.clone());
@@ -302,12 +366,20 @@ async fn key_added_and_key_removed_at_the_issuer() {
     let err = verifier.verify::<Value>(&token("EdDSA")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnknownKey);
     // the issuer adds ed-1 and drops ec-p256
-    server.set(JWKS, Route::json(fixtures::jwks_with(&["rsa-1", "ed-1"])).header("Cache-Control", "max-age=3600"));
+    server.set(
+        JWKS,
+        Route::json(fixtures::jwks_with(&["rsa-1", "ed-1"]))
+            .header("Cache-Control", "max-age=3600"),
+    );
     tokio::time::sleep(Duration::from_millis(120)).await; // cooldown over
     verifier.verify::<Value>(&token("EdDSA")).await.unwrap();
     assert_eq!(source.stats().unknown_kid_refetches, 2);
     let err = verifier.verify::<Value>(&token("ES256")).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::UnknownKey, "removed key must stop verifying");
+    assert_eq!(
+        err.kind(),
+        ErrorKind::UnknownKey,
+        "removed key must stop verifying"
+    );
     assert!(source.disowns("ec-p256"));
     assert!(!source.disowns("ed-1"));
 }
@@ -317,15 +389,30 @@ async fn discovery_checks_the_issuer() {
     let server = server_with(fixtures::jwks()).await;
     let issuer = server.base();
     let doc = |iss: &str| format!(r#"{{"issuer":"{iss}","jwks_uri":"{}"}}"#, server.url(JWKS));
-    server.set("/.well-known/openid-configuration", Route::json(doc(&issuer)));
+    server.set(
+        "/.well-known/openid-configuration",
+        Route::json(doc(&issuer)),
+    );
     let source = RemoteKeySource::from_issuer(&issuer).unwrap();
-    verifier_for(source.clone()).verify::<Value>(&token("ES256")).await.unwrap();
+    verifier_for(source.clone())
+        .verify::<Value>(&token("ES256"))
+        .await
+        .unwrap();
     assert_eq!(source.stats().discovery_fetches, 1);
-    assert_eq!(source.provider_metadata().unwrap().jwks_uri.as_str(), server.url(JWKS));
+    assert_eq!(
+        source.provider_metadata().unwrap().jwks_uri.as_str(),
+        server.url(JWKS)
+    );
 
-    server.set("/.well-known/openid-configuration", Route::json(doc("https://evil.example")));
+    server.set(
+        "/.well-known/openid-configuration",
+        Route::json(doc("https://evil.example")),
+    );
     let source = RemoteKeySource::from_issuer(&issuer).unwrap();
-    let err = verifier_for(source).verify::<Value>(&token("ES256")).await.unwrap_err();
+    let err = verifier_for(source)
+        .verify::<Value>(&token("ES256"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::KeyUnavailable);
     assert!(err.message().contains("evil.example"), "{err}");
 }
@@ -336,9 +423,11 @@ async fn plain_http_is_refused_except_on_loopback() {
     assert_eq!(err.kind(), ErrorKind::KeyUnavailable);
     assert!(RemoteKeySource::from_jwks_url("https://issuer.example/jwks").is_ok());
     assert!(RemoteKeySource::from_jwks_url("http://127.0.0.1:1/jwks").is_ok());
-    assert!(RemoteKeySource::builder_for_jwks_url("http://issuer.example/jwks")
-        .unwrap()
-        .allow_http(true)
-        .build()
-        .is_ok());
+    assert!(
+        RemoteKeySource::builder_for_jwks_url("http://issuer.example/jwks")
+            .unwrap()
+            .allow_http(true)
+            .build()
+            .is_ok()
+    );
 }

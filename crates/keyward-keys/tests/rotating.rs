@@ -11,7 +11,14 @@ use std::time::Duration;
 const JWKS: &str = "/jwks";
 
 fn verifier_for(source: impl KeySource + 'static) -> Verifier {
-    Verifier::new(source, Validation::new().issuer(ISSUER).audience(AUDIENCE).typ("at+jwt")).with_clock(FixedClock(NOW))
+    Verifier::new(
+        source,
+        Validation::new()
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .typ("at+jwt"),
+    )
+    .with_clock(FixedClock(NOW))
 }
 
 async fn remote(server: &TestServer) -> RemoteKeySource {
@@ -27,19 +34,28 @@ async fn cold_start_with_baked_keys_needs_no_network() {
     let server = TestServer::start().await;
     server.set(JWKS, Route::json(fixtures::jwks()));
     let baked = StaticKeySource::from_jwks(&fixtures::jwks_with(&["rsa-1", "ec-p256"])).unwrap();
-    let chain = RotatingKeySource::new().then(baked).then(remote(&server).await);
+    let chain = RotatingKeySource::new()
+        .then(baked)
+        .then(remote(&server).await);
     let verifier = verifier_for(chain);
     for _ in 0..1000 {
         verifier.verify::<Value>(&token("ES256")).await.unwrap();
     }
     verifier.verify_cached::<Value>(&token("RS256")).unwrap();
-    assert_eq!(server.hits(JWKS), 0, "baked keys answer without the network");
+    assert_eq!(
+        server.hits(JWKS),
+        0,
+        "baked keys answer without the network"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_in_key_is_found_remotely_without_redeploy() {
     let server = TestServer::start().await;
-    server.set(JWKS, Route::json(fixtures::jwks_with(&["rsa-1", "ec-p256", "ed-1"])));
+    server.set(
+        JWKS,
+        Route::json(fixtures::jwks_with(&["rsa-1", "ec-p256", "ed-1"])),
+    );
     let baked = StaticKeySource::from_jwks(&fixtures::jwks_with(&["rsa-1", "ec-p256"])).unwrap();
     let remote = remote(&server).await;
     let verifier = verifier_for(RotatingKeySource::new().then(baked).then(remote.clone()));
@@ -71,7 +87,12 @@ async fn key_removed_at_the_issuer_stops_verifying_once_the_remote_set_knows() {
     // keys the remote set still has keep verifying from the baked set
     verifier.verify_cached::<Value>(&token("RS256")).unwrap();
     // opting out keeps the baked key
-    let lenient = verifier_for(RotatingKeySource::new().then(baked()).then(remote).honor_removals(false));
+    let lenient = verifier_for(
+        RotatingKeySource::new()
+            .then(baked())
+            .then(remote)
+            .honor_removals(false),
+    );
     lenient.verify::<Value>(&token("ES256")).await.unwrap();
 }
 
@@ -80,14 +101,24 @@ async fn unknown_key_versus_key_unavailable() {
     let server = TestServer::start().await;
     server.set(JWKS, Route::json(fixtures::jwks_with(&["rsa-1"])));
     let baked = StaticKeySource::from_jwks(&fixtures::jwks_with(&["ec-p256"])).unwrap();
-    let chain = RotatingKeySource::new().then(baked.clone()).then(remote(&server).await);
-    let err = verifier_for(chain).verify::<Value>(&token_with_kid("nobody")).await.unwrap_err();
+    let chain = RotatingKeySource::new()
+        .then(baked.clone())
+        .then(remote(&server).await);
+    let err = verifier_for(chain)
+        .verify::<Value>(&token_with_kid("nobody"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnknownKey, "{err}");
 
     server.set(JWKS, Route::status_only(503));
-    let chain = RotatingKeySource::new().then(baked).then(remote(&server).await);
+    let chain = RotatingKeySource::new()
+        .then(baked)
+        .then(remote(&server).await);
     let verifier = verifier_for(chain);
-    let err = verifier.verify::<Value>(&token_with_kid("nobody")).await.unwrap_err();
+    let err = verifier
+        .verify::<Value>(&token_with_kid("nobody"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::KeyUnavailable, "{err}");
     // the baked key keeps working while the remote is down
     verifier.verify::<Value>(&token("ES256")).await.unwrap();
@@ -101,12 +132,16 @@ fn static_source_from_string_file_and_env() {
     std::fs::write(&file, fixtures::jwks()).unwrap();
     let from_file = StaticKeySource::from_file(&file).unwrap();
     assert_eq!(from_file.key_set().len(), 9);
-    verifier_for(from_file).verify_cached::<Value>(&token("PS256")).unwrap();
+    verifier_for(from_file)
+        .verify_cached::<Value>(&token("PS256"))
+        .unwrap();
 
     let var = format!("KEYWARD_TEST_JWKS_{}", std::process::id());
     std::env::set_var(&var, fixtures::jwks_with(&["ed-1"]));
     let from_env = StaticKeySource::from_env(&var).unwrap();
-    verifier_for(from_env).verify_cached::<Value>(&token("EdDSA")).unwrap();
+    verifier_for(from_env)
+        .verify_cached::<Value>(&token("EdDSA"))
+        .unwrap();
     std::env::remove_var(&var);
     let err = StaticKeySource::from_env(&var).unwrap_err();
     assert!(err.message().contains(&var), "{err}");
@@ -120,8 +155,14 @@ fn static_source_from_string_file_and_env() {
     assert!(err.message().contains("jwks.json"), "{err}");
     let err = StaticKeySource::from_jwks(r#"{"keys":[{"kty":"RSA","kid":"short","n":"AQAB","e":"AQAB"},{"kty":"EC","kid":"bad-ec","crv":"P-256","x":5}]}"#).unwrap_err();
     let message = err.message();
-    assert!(message.contains("key #0") && message.contains("\"short\"") && message.contains("weak_key"), "{message}");
-    assert!(message.contains("key #1") && message.contains("\"bad-ec\""), "{message}");
+    assert!(
+        message.contains("key #0") && message.contains("\"short\"") && message.contains("weak_key"),
+        "{message}"
+    );
+    assert!(
+        message.contains("key #1") && message.contains("\"bad-ec\""),
+        "{message}"
+    );
     let err = StaticKeySource::from_jwks(r#"{"keys":[]}"#).unwrap_err();
     assert!(err.message().contains("empty"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();

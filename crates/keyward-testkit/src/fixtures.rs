@@ -8,7 +8,10 @@ pub const ISSUER: &str = "https://issuer.example";
 pub const AUDIENCE: &str = "https://api.example";
 
 fn dir() -> String {
-    format!("{}/../keyward-core/tests/fixtures", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../keyward-core/tests/fixtures",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// The path of a fixture file.
@@ -32,7 +35,10 @@ pub fn jwks_with(kids: &[&str]) -> String {
 /// A valid token for `alg` (e.g. `"ES256"`), signed by the fixture key
 /// whose kid `valid_kid(alg)` returns.
 pub fn token(alg: &str) -> String {
-    std::fs::read_to_string(path(&format!("valid/{alg}.jwt"))).unwrap().trim().to_owned()
+    std::fs::read_to_string(path(&format!("valid/{alg}.jwt")))
+        .unwrap()
+        .trim()
+        .to_owned()
 }
 
 /// The kid that signed `token(alg)`.
@@ -59,7 +65,8 @@ pub fn b64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |acc, &x| (acc << 8) | u32::from(x)) << (8 * (3 - chunk.len()));
+        let n =
+            chunk.iter().fold(0u32, |acc, &x| (acc << 8) | u32::from(x)) << (8 * (3 - chunk.len()));
         for i in 0..=chunk.len() {
             out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
         }

@@ -46,7 +46,10 @@ impl Route {
 
     /// An empty response with this status.
     pub fn status_only(status: u16) -> Self {
-        Route { status, ..Route::json(Vec::new()) }
+        Route {
+            status,
+            ..Route::json(Vec::new())
+        }
     }
 
     /// Sets the status code.
@@ -134,7 +137,13 @@ impl TestServer {
 
     /// Requests received for `path` so far.
     pub fn hits(&self, path: &str) -> usize {
-        self.state.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.state
+            .hits
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// `304` answers sent so far.

@@ -104,11 +104,16 @@ pub(crate) async fn get(
     etag: Option<&str>,
     max_body: usize,
 ) -> Result<Fetched, Error> {
-    let mut request = client.get(url.clone()).header(reqwest::header::ACCEPT, "application/json");
+    let mut request = client
+        .get(url.clone())
+        .header(reqwest::header::ACCEPT, "application/json");
     if let Some(etag) = etag {
         request = request.header(IF_NONE_MATCH, etag);
     }
-    let mut response = request.send().await.map_err(|e| unavailable(url, describe(&e)))?;
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| unavailable(url, describe(&e)))?;
     let max_age = header_max_age(response.headers());
     let new_etag = response
         .headers()
@@ -124,19 +129,40 @@ pub(crate) async fn get(
             })
         }
         status if status.is_redirection() => {
-            return Err(unavailable(url, format!("redirected ({status}); redirects are not followed unless enabled")))
+            return Err(unavailable(
+                url,
+                format!("redirected ({status}); redirects are not followed unless enabled"),
+            ))
         }
-        status => return Err(unavailable(url, format!("HTTP status {status}, expected 200"))),
+        status => {
+            return Err(unavailable(
+                url,
+                format!("HTTP status {status}, expected 200"),
+            ))
+        }
     }
-    if response.content_length().is_some_and(|len| len > max_body as u64) {
-        return Err(unavailable(url, format!("the body is larger than the {max_body}-byte limit")));
+    if response
+        .content_length()
+        .is_some_and(|len| len > max_body as u64)
+    {
+        return Err(unavailable(
+            url,
+            format!("the body is larger than the {max_body}-byte limit"),
+        ));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| unavailable(url, describe(&e)))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| unavailable(url, describe(&e)))?
+    {
         if body.len() + chunk.len() > max_body {
             // Dropping `response` here closes the connection: nothing more
             // is read.
-            return Err(unavailable(url, format!("the body is larger than the {max_body}-byte limit")));
+            return Err(unavailable(
+                url,
+                format!("the body is larger than the {max_body}-byte limit"),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -172,7 +198,10 @@ mod tests {
     #[test]
     fn max_age_variants() {
         assert_eq!(parse_max_age("max-age=300"), Some(300));
-        assert_eq!(parse_max_age("public, MAX-AGE=60, must-revalidate"), Some(60));
+        assert_eq!(
+            parse_max_age("public, MAX-AGE=60, must-revalidate"),
+            Some(60)
+        );
         assert_eq!(parse_max_age("max-age=\"120\""), Some(120));
         assert_eq!(parse_max_age("s-maxage=5, max-age=10"), Some(10));
         assert_eq!(parse_max_age("no-store"), Some(0));
@@ -181,7 +210,10 @@ mod tests {
         assert_eq!(parse_max_age("max-age=-1"), None);
         assert_eq!(parse_max_age("max-age="), None);
         assert_eq!(parse_max_age("max-age=1e3"), None);
-        assert_eq!(parse_max_age("max-age=99999999999999999999999"), Some(u64::MAX));
+        assert_eq!(
+            parse_max_age("max-age=99999999999999999999999"),
+            Some(u64::MAX)
+        );
         assert_eq!(parse_max_age(""), None);
     }
 

@@ -194,7 +194,10 @@ impl RemoteKeySourceBuilder {
                 .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| {
-                    Error::new(ErrorKind::KeyUnavailable, format!("cannot build HTTP client: {e}"))
+                    Error::new(
+                        ErrorKind::KeyUnavailable,
+                        format!("cannot build HTTP client: {e}"),
+                    )
                 })?,
         };
         Ok(RemoteKeySource {
@@ -455,22 +458,46 @@ impl Inner {
         let (keys, max_age, etag) = match (fetched, previous) {
             (http::Fetched::NotModified { max_age, etag: new }, Some(prev)) => {
                 bump(&self.counters.not_modified);
-                (prev.keys.clone(), max_age, new.or_else(|| prev.etag.clone()))
+                (
+                    prev.keys.clone(),
+                    max_age,
+                    new.or_else(|| prev.etag.clone()),
+                )
             }
             (http::Fetched::NotModified { .. }, None) => {
-                return Err(Error::new(ErrorKind::KeyUnavailable, format!("unexpected 304 from {url}")))
+                return Err(Error::new(
+                    ErrorKind::KeyUnavailable,
+                    format!("unexpected 304 from {url}"),
+                ))
             }
-            (http::Fetched::Body { body, max_age, etag }, _) => {
-                let text = std::str::from_utf8(&body)
-                    .map_err(|_| Error::new(ErrorKind::KeyUnavailable, format!("the JWKS at {url} is not UTF-8")))?;
+            (
+                http::Fetched::Body {
+                    body,
+                    max_age,
+                    etag,
+                },
+                _,
+            ) => {
+                let text = std::str::from_utf8(&body).map_err(|_| {
+                    Error::new(
+                        ErrorKind::KeyUnavailable,
+                        format!("the JWKS at {url} is not UTF-8"),
+                    )
+                })?;
                 let keys = KeySet::from_jwks(text).map_err(|e| {
-                    Error::new(ErrorKind::KeyUnavailable, format!("the JWKS at {url}: {}", e.message()))
+                    Error::new(
+                        ErrorKind::KeyUnavailable,
+                        format!("the JWKS at {url}: {}", e.message()),
+                    )
                 })?;
                 let total = keys.len() + keys.skipped().len();
                 if total > self.options.max_keys {
                     return Err(Error::new(
                         ErrorKind::KeyUnavailable,
-                        format!("the JWKS at {url} has {total} keys, over the limit of {}", self.options.max_keys),
+                        format!(
+                            "the JWKS at {url} has {total} keys, over the limit of {}",
+                            self.options.max_keys
+                        ),
                     ));
                 }
                 if let Some(prev) = previous {
@@ -500,7 +527,9 @@ impl Inner {
             return Err(observed);
         };
         match *last {
-            Some((at, generation)) if now.saturating_duration_since(at) < self.options.unknown_kid_cooldown => {
+            Some((at, generation))
+                if now.saturating_duration_since(at) < self.options.unknown_kid_cooldown =>
+            {
                 Err(generation)
             }
             _ => {
@@ -572,10 +601,16 @@ impl KeySource for RemoteKeySource {
         }
         // Unknown kid: answer "unknown" from memory during the cooldown
         // unless a refetch is still in flight (then `resolve` joins it).
-        let in_cooldown = inner.kid_refetch.lock().ok().and_then(|l| *l).is_some_and(|(at, generation)| {
-            now.saturating_duration_since(at) < inner.options.unknown_kid_cooldown
-                && inner.completed.load(Ordering::Acquire) != generation
-        });
+        let in_cooldown =
+            inner
+                .kid_refetch
+                .lock()
+                .ok()
+                .and_then(|l| *l)
+                .is_some_and(|(at, generation)| {
+                    now.saturating_duration_since(at) < inner.options.unknown_kid_cooldown
+                        && inner.completed.load(Ordering::Acquire) != generation
+                });
         if in_cooldown {
             bump(&inner.counters.cooldown_rejections);
             return Some(cached.keys.clone());
@@ -616,5 +651,78 @@ impl KeySource for RemoteKeySource {
         guard
             .as_ref()
             .is_some_and(|c| Instant::now() < c.stale_limit && !c.keys.contains_kid(kid))
+    }
+}
+
+/// A JWKS document as fetched, for tools that print or store it.
+#[derive(Clone, Debug)]
+pub struct FetchedJwks {
+    /// Where the document came from.
+    pub url: Url,
+    /// The document text, exactly as served (it may contain private members;
+    /// see [`crate::public_jwks`]).
+    pub document: String,
+}
+
+/// Fetches the JWKS at `location`, which is either a JWKS URL or an issuer
+/// whose JWKS is discovered (tried in that order), with the default limits
+/// (https except loopback, 5 s timeout, 1 MiB body, no redirects).
+pub async fn fetch_jwks(location: &str) -> Result<FetchedJwks, Error> {
+    let options = Options::default();
+    let client = RemoteKeySource::builder_for_issuer(location)
+        .build()?
+        .inner
+        .client
+        .clone();
+    let url = parse_url(location)?;
+    http::check_url(&url, false)?;
+    let as_jwks = fetch_document(&client, &url, &options).await;
+    let jwks_error = match as_jwks {
+        Ok(doc) if KeySet::from_jwks(&doc).is_ok() => {
+            return Ok(FetchedJwks { url, document: doc })
+        }
+        Ok(_) => Error::new(ErrorKind::KeyUnavailable, format!("{url} is not a JWKS")),
+        Err(e) => e,
+    };
+    match discovery::discover(&client, location, false, options.max_body_bytes).await {
+        Ok(metadata) => {
+            let document = fetch_document(&client, &metadata.jwks_uri, &options).await?;
+            KeySet::from_jwks(&document).map_err(|e| {
+                Error::new(
+                    ErrorKind::KeyUnavailable,
+                    format!("the JWKS at {}: {}", metadata.jwks_uri, e.message()),
+                )
+            })?;
+            Ok(FetchedJwks {
+                url: metadata.jwks_uri,
+                document,
+            })
+        }
+        Err(discovery_error) => Err(Error::new(
+            ErrorKind::KeyUnavailable,
+            format!(
+                "{location} is neither a JWKS ({}) nor a discoverable issuer ({})",
+                jwks_error.message(),
+                discovery_error.message()
+            ),
+        )),
+    }
+}
+
+async fn fetch_document(
+    client: &reqwest::Client,
+    url: &Url,
+    options: &Options,
+) -> Result<String, Error> {
+    match http::get(client, url, None, options.max_body_bytes).await? {
+        http::Fetched::Body { body, .. } => String::from_utf8(body).map_err(|_| {
+            Error::new(
+                ErrorKind::KeyUnavailable,
+                format!("the document at {url} is not UTF-8"),
+            )
+        }),
+        http::Fetched::NotModified { .. } => {
+            Err(Error::new(ErrorKind::KeyUnavailable, "unexpected 304"))
+        }
     }
 }
