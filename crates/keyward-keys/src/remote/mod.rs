@@ -646,11 +646,20 @@ impl KeySource for RemoteKeySource {
         inner.fetch_shared(observed).await
     }
 
+    /// `true` when the current (or last good) set lacks `kid`. A chain
+    /// asks this on every lookup, so it also keeps the set current: past its
+    /// refresh point a background refresh starts, even when an earlier
+    /// (static) source answers every token.
     fn disowns(&self, kid: &str) -> bool {
         let guard = self.inner.cache.load();
-        guard
-            .as_ref()
-            .is_some_and(|c| Instant::now() < c.stale_limit && !c.keys.contains_kid(kid))
+        let Some(cached) = guard.as_ref() else {
+            return false;
+        };
+        let now = Instant::now();
+        if now >= cached.refresh_at {
+            self.inner.spawn_refresh();
+        }
+        now < cached.stale_limit && !cached.keys.contains_kid(kid)
     }
 }
 
