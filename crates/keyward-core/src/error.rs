@@ -62,11 +62,14 @@ pub enum ErrorKind {
     RefreshFailed,
     /// The provider rejected the refresh token: the session is over.
     InvalidGrant,
+    /// The request carries no token at all (no `Authorization: Bearer`, no
+    /// session cookie) — distinct from a token that is invalid.
+    NoCredentials,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 21] = [
+    pub const ALL: [ErrorKind; 22] = [
         ErrorKind::Malformed,
         ErrorKind::UnsupportedAlgorithm,
         ErrorKind::AlgorithmNotAllowed,
@@ -88,6 +91,7 @@ impl ErrorKind {
         ErrorKind::UserIdMismatch,
         ErrorKind::RefreshFailed,
         ErrorKind::InvalidGrant,
+        ErrorKind::NoCredentials,
     ];
 
     /// The stable snake_case name of this kind, e.g. `"invalid_signature"`.
@@ -119,6 +123,7 @@ impl ErrorKind {
             ErrorKind::UserIdMismatch => "user_id_mismatch",
             ErrorKind::RefreshFailed => "refresh_failed",
             ErrorKind::InvalidGrant => "invalid_grant",
+            ErrorKind::NoCredentials => "no_credentials",
         }
     }
 }
@@ -265,6 +270,7 @@ mod tests {
                 "user_id_mismatch",
                 "refresh_failed",
                 "invalid_grant",
+                "no_credentials",
             ]
         );
     }
