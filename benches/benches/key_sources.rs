@@ -14,13 +14,23 @@ use serde_json::Value;
 use std::hint::black_box;
 
 fn verifier(source: impl KeySource + 'static) -> Verifier {
-    Verifier::new(source, Validation::new().issuer(ISSUER).audience(AUDIENCE).typ("at+jwt")).with_clock(FixedClock(NOW))
+    Verifier::new(
+        source,
+        Validation::new()
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .typ("at+jwt"),
+    )
+    .with_clock(FixedClock(NOW))
 }
 
 fn key_sources(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let server = rt.block_on(TestServer::start());
-    server.set("/jwks", Route::json(fixtures::jwks()).header("Cache-Control", "max-age=86400"));
+    server.set(
+        "/jwks",
+        Route::json(fixtures::jwks()).header("Cache-Control", "max-age=86400"),
+    );
     let remote = {
         let _guard = rt.enter();
         RemoteKeySource::from_jwks_url(&server.url("/jwks")).unwrap()
@@ -37,7 +47,10 @@ fn key_sources(c: &mut Criterion) {
         ("direct", verifier(direct.clone())),
         ("static", verifier(baked.clone())),
         ("remote-warm", verifier(remote.clone())),
-        ("rotating(static miss, remote hit)", verifier(rotating.clone())),
+        (
+            "rotating(static miss, remote hit)",
+            verifier(rotating.clone()),
+        ),
     ];
     for alg in ["ES256", "EdDSA"] {
         let token = token(alg);
@@ -56,7 +69,9 @@ fn key_sources(c: &mut Criterion) {
         alg: keyward_core::Algorithm::ES256,
     };
     let mut group = c.benchmark_group("key lookup only (resolve_cached)");
-    group.bench_function("static", |b| b.iter(|| baked.resolve_cached(black_box(&query)).unwrap()));
+    group.bench_function("static", |b| {
+        b.iter(|| baked.resolve_cached(black_box(&query)).unwrap())
+    });
     group.bench_function("remote-warm", |b| {
         let _guard = rt.enter();
         b.iter(|| remote.resolve_cached(black_box(&query)).unwrap())

@@ -1,7 +1,7 @@
 //! The claims model.
 
-use keyward_core::RegisteredClaims;
 pub use keyward_core::NumericDate;
+use keyward_core::RegisteredClaims;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -45,7 +45,11 @@ impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SessionError::NotAMember { organization } => {
-                write!(f, "not a member of organization {}", Error::quote(organization))
+                write!(
+                    f,
+                    "not a member of organization {}",
+                    Error::quote(organization)
+                )
             }
             SessionError::NoOrganization => f.write_str("the user belongs to no organization"),
             SessionError::OrganizationChoiceRequired { candidates } => write!(
@@ -128,7 +132,10 @@ fn first_string(claims: &AccessTokenClaims, names: &[String]) -> Result<Option<S
 }
 
 /// The first claim in `names` that is present, decoded as a list of `T`.
-fn first_list<T: DeserializeOwned>(claims: &AccessTokenClaims, names: &[String]) -> Result<Vec<T>, Error> {
+fn first_list<T: DeserializeOwned>(
+    claims: &AccessTokenClaims,
+    names: &[String],
+) -> Result<Vec<T>, Error> {
     for name in names {
         match claims.get(name) {
             None | Some(Value::Null) => continue,
@@ -168,13 +175,19 @@ impl Session {
     ///
     /// Fails with `invalid_claim` when a mapped claim has the wrong type
     /// (say, `orgs` that is not an array of objects with an `id`).
-    pub fn from_claims(claims: AccessTokenClaims, mapping: &ClaimMapping) -> Result<Session, Error> {
+    pub fn from_claims(
+        claims: AccessTokenClaims,
+        mapping: &ClaimMapping,
+    ) -> Result<Session, Error> {
         let email = first_string(&claims, mapping.email_claims())?;
         let name = first_string(&claims, mapping.name_claims())?;
         let organizations: Vec<Organization> = first_list(&claims, mapping.organization_claims())?;
         let projects: Vec<Project> = first_list(&claims, mapping.project_claims())?;
         let registered = &claims.registered;
-        let client = registered.client_id.as_deref().or(registered.azp.as_deref());
+        let client = registered
+            .client_id
+            .as_deref()
+            .or(registered.azp.as_deref());
         let principal = match (registered.sub.as_deref(), client) {
             (None, _) => Principal::Client,
             (Some(sub), Some(client)) if sub == client => Principal::Client,
@@ -350,12 +363,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.email(), Some("ns@example.com"));
-        let s = session(r#"{"sub":"u","https://example.com/email":"","email":"plain@example.com"}"#, &mapping).unwrap();
+        let s = session(
+            r#"{"sub":"u","https://example.com/email":"","email":"plain@example.com"}"#,
+            &mapping,
+        )
+        .unwrap();
         assert_eq!(s.email(), Some("plain@example.com"));
-        let s = session(r#"{"sub":"u","https://example.com/email":"  ","email":""}"#, &mapping).unwrap();
+        let s = session(
+            r#"{"sub":"u","https://example.com/email":"  ","email":""}"#,
+            &mapping,
+        )
+        .unwrap();
         assert_eq!(s.email(), None);
         let mapping = ClaimMapping::default().email(["myapp:email"]);
-        let s = session(r#"{"sub":"u","myapp:email":"x@y.z","email":"ignored@y.z"}"#, &mapping).unwrap();
+        let s = session(
+            r#"{"sub":"u","myapp:email":"x@y.z","email":"ignored@y.z"}"#,
+            &mapping,
+        )
+        .unwrap();
         assert_eq!(s.email(), Some("x@y.z"));
     }
 
@@ -366,9 +391,24 @@ mod tests {
         // invalid_claim); mapped custom names are checked here
         assert!(serde_json::from_str::<AccessTokenClaims>(r#"{"sub":"u","email":5}"#).is_err());
         let custom = ClaimMapping::default().email(["myapp:email"]);
-        assert_eq!(session(r#"{"sub":"u","myapp:email":5}"#, &custom).unwrap_err().kind(), ErrorKind::InvalidClaim);
-        assert_eq!(session(r#"{"sub":"u","orgs":"acme"}"#, &m).unwrap_err().kind(), ErrorKind::InvalidClaim);
-        assert_eq!(session(r#"{"sub":"u","orgs":[{"slug":"no-id"}]}"#, &m).unwrap_err().kind(), ErrorKind::InvalidClaim);
+        assert_eq!(
+            session(r#"{"sub":"u","myapp:email":5}"#, &custom)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidClaim
+        );
+        assert_eq!(
+            session(r#"{"sub":"u","orgs":"acme"}"#, &m)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidClaim
+        );
+        assert_eq!(
+            session(r#"{"sub":"u","orgs":[{"slug":"no-id"}]}"#, &m)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidClaim
+        );
         let err = session(r#"{"sub":"u","projects":[{"id":7}]}"#, &m).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidClaim);
     }
@@ -386,31 +426,67 @@ mod tests {
         assert!(s.is_member("o1") && s.is_member("acme") && !s.is_member("globex"));
         assert_eq!(
             s.organization("globex").unwrap_err(),
-            SessionError::NotAMember { organization: "globex".into() }
+            SessionError::NotAMember {
+                organization: "globex".into()
+            }
         );
         assert_eq!(s.project("site").unwrap().org.as_deref(), Some("o1"));
         assert!(s.project("p2").is_err());
         let none = session(r#"{"sub":"u"}"#, &m).unwrap();
-        assert_eq!(none.sole_organization().unwrap_err(), SessionError::NoOrganization);
-        let two = session(r#"{"sub":"u","orgs":[{"id":"a","slug":"acme"},{"id":"b"}]}"#, &m).unwrap();
+        assert_eq!(
+            none.sole_organization().unwrap_err(),
+            SessionError::NoOrganization
+        );
+        let two = session(
+            r#"{"sub":"u","orgs":[{"id":"a","slug":"acme"},{"id":"b"}]}"#,
+            &m,
+        )
+        .unwrap();
         let err = two.sole_organization().unwrap_err();
-        assert_eq!(err, SessionError::OrganizationChoiceRequired { candidates: vec!["acme".into(), "b".into()] });
+        assert_eq!(
+            err,
+            SessionError::OrganizationChoiceRequired {
+                candidates: vec!["acme".into(), "b".into()]
+            }
+        );
         assert!(err.to_string().contains("must choose"));
     }
 
     #[test]
     fn principal_kind() {
         let m = ClaimMapping::default();
-        assert_eq!(session(r#"{"sub":"svc","client_id":"svc"}"#, &m).unwrap().principal(), Principal::Client);
-        assert_eq!(session(r#"{"client_id":"svc"}"#, &m).unwrap().principal(), Principal::Client);
-        assert_eq!(session(r#"{"sub":"u1","client_id":"web"}"#, &m).unwrap().principal(), Principal::User);
-        assert_eq!(session(r#"{"sub":"u1","azp":"web"}"#, &m).unwrap().client_id(), Some("web"));
+        assert_eq!(
+            session(r#"{"sub":"svc","client_id":"svc"}"#, &m)
+                .unwrap()
+                .principal(),
+            Principal::Client
+        );
+        assert_eq!(
+            session(r#"{"client_id":"svc"}"#, &m).unwrap().principal(),
+            Principal::Client
+        );
+        assert_eq!(
+            session(r#"{"sub":"u1","client_id":"web"}"#, &m)
+                .unwrap()
+                .principal(),
+            Principal::User
+        );
+        assert_eq!(
+            session(r#"{"sub":"u1","azp":"web"}"#, &m)
+                .unwrap()
+                .client_id(),
+            Some("web")
+        );
     }
 
     #[test]
     fn scopes_custom_claims_and_profile_fill() {
         let m = ClaimMapping::default();
-        let s = session(r#"{"sub":"u","scope":"read  write","tenant":{"id":9},"exp":1700000000.5}"#, &m).unwrap();
+        let s = session(
+            r#"{"sub":"u","scope":"read  write","tenant":{"id":9},"exp":1700000000.5}"#,
+            &m,
+        )
+        .unwrap();
         assert!(s.has_scope("read") && s.has_scope("write") && !s.has_scope(""));
         assert_eq!(s.scopes().len(), 2);
         #[derive(serde::Deserialize, PartialEq, Debug)]
@@ -419,11 +495,16 @@ mod tests {
         }
         assert_eq!(s.claim::<Tenant>("tenant").unwrap(), Some(Tenant { id: 9 }));
         assert_eq!(s.claim::<Tenant>("missing").unwrap(), None);
-        assert_eq!(s.claim::<String>("tenant").unwrap_err().kind(), ErrorKind::InvalidClaim);
+        assert_eq!(
+            s.claim::<String>("tenant").unwrap_err().kind(),
+            ErrorKind::InvalidClaim
+        );
         assert_eq!(s.expires_at().unwrap().as_secs(), 1_700_000_000);
         let arr = session(r#"{"sub":"u","scope":["a","b"]}"#, &m).unwrap();
         assert!(arr.has_scope("b"));
-        let filled = s.clone().with_profile(Some("u@x".into()), Some(String::new()));
+        let filled = s
+            .clone()
+            .with_profile(Some("u@x".into()), Some(String::new()));
         assert_eq!((filled.email(), filled.name()), (Some("u@x"), None));
         assert_eq!(s.email(), None, "the original session is unchanged");
     }

@@ -27,6 +27,12 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn now(&self) -> u64;
 }
 
+impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
+    fn now(&self) -> u64 {
+        (**self).now()
+    }
+}
+
 /// The system clock.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
@@ -254,30 +260,13 @@ impl Validation {
 
     /// Checks the claims of a token whose signature has verified.
     pub(crate) fn check_claims(&self, claims: &Scanned<'_>, now: u64) -> Result<(), Error> {
+        let exp = number(&claims.exp, "exp")?;
+        if exp.is_none() && self.require_exp {
+            return Err(Error::missing_claim("exp"));
+        }
+        self.check_time_window(exp, number(&claims.nbf, "nbf")?, now)?;
         let now = now as f64;
         let leeway = self.leeway as f64;
-
-        match number(&claims.exp, "exp")? {
-            Some(exp) if now >= exp + leeway => {
-                return Err(Error::new(
-                    ErrorKind::Expired,
-                    format!("the token expired {} s ago", (now - exp).floor()),
-                ))
-            }
-            None if self.require_exp => return Err(Error::missing_claim("exp")),
-            _ => {}
-        }
-        if let Some(nbf) = number(&claims.nbf, "nbf")? {
-            if now + leeway < nbf {
-                return Err(Error::new(
-                    ErrorKind::NotYetValid,
-                    format!(
-                        "the token is not valid for another {} s",
-                        (nbf - now).ceil()
-                    ),
-                ));
-            }
-        }
         let iat = number(&claims.iat, "iat")?;
         if let Some(max_age) = self.max_age {
             let iat = iat.ok_or_else(|| Error::missing_claim("iat"))?;
@@ -339,6 +328,45 @@ impl Validation {
             }
         }
         Ok(())
+    }
+
+    /// Checks `exp` and `nbf` (as found in a token) against `now` with this
+    /// validation's leeway: `exp == now` is expired, `nbf == now` is valid.
+    /// Used for every verification, and by caches of verified tokens on
+    /// every hit.
+    pub fn check_time_window(
+        &self,
+        exp: Option<f64>,
+        nbf: Option<f64>,
+        now: u64,
+    ) -> Result<(), Error> {
+        let now = now as f64;
+        let leeway = self.leeway as f64;
+        if let Some(exp) = exp {
+            if now >= exp + leeway {
+                return Err(Error::new(
+                    ErrorKind::Expired,
+                    format!("the token expired {} s ago", (now - exp).floor()),
+                ));
+            }
+        }
+        if let Some(nbf) = nbf {
+            if now + leeway < nbf {
+                return Err(Error::new(
+                    ErrorKind::NotYetValid,
+                    format!(
+                        "the token is not valid for another {} s",
+                        (nbf - now).ceil()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The clock-skew allowance.
+    pub fn clock_leeway(&self) -> Duration {
+        Duration::from_secs(self.leeway)
     }
 
     fn check_audience(&self, aud: &Found<'_>) -> Result<(), Error> {

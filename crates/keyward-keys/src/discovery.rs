@@ -55,6 +55,22 @@ fn endpoint(value: &str, name: &str, allow_http: bool) -> Result<Url, Error> {
     Ok(url)
 }
 
+/// Fetches and checks the provider metadata of `issuer` with the default
+/// limits (https except loopback, 5 s timeout, 1 MiB).
+pub async fn fetch_provider_metadata(issuer: &str) -> Result<ProviderMetadata, Error> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::KeyUnavailable,
+                format!("cannot build HTTP client: {e}"),
+            )
+        })?;
+    discover(&client, issuer, false, 1024 * 1024).await
+}
+
 /// Fetches and checks the provider metadata of `issuer`.
 pub(crate) async fn discover(
     client: &reqwest::Client,
