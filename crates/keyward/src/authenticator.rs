@@ -1,0 +1,401 @@
+//! `Authenticator`: the one call services make on every request.
+
+use crate::credentials::{self, RequestHeaders};
+use crate::token_cache::{Entry, Lookup, TokenCache};
+use crate::user_info::{Endpoint, ProfileField, UserInfo, UserInfoFailure};
+use keyward_claims::{AccessTokenClaims, ClaimMapping, Session};
+use keyward_core::{Clock, Error, ErrorKind, KeySource, SystemClock, Validation, Verifier};
+use keyward_keys::{RemoteKeySource, RotatingKeySource, StaticKeySource};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Per-call options of [`Authenticator::authenticate`].
+///
+/// `Default` is `include_user_info: false`: the session comes from the
+/// verified token alone and no request is made to the authorization server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthenticateOptions {
+    /// Complete the profile from the OIDC userinfo endpoint when the claims
+    /// lack a needed field (see [`AuthenticatorBuilder::profile_fields`]).
+    pub include_user_info: bool,
+}
+
+/// Authenticates requests from locally verified tokens. Cheap to clone.
+///
+/// ```no_run
+/// # async fn example(request: http::Request<()>) -> Result<(), keyward::Error> {
+/// use keyward::{AuthenticateOptions, Authenticator};
+/// let auth = Authenticator::builder()
+///     .issuer("https://issuer.example")
+///     .audience("https://api.example")
+///     .baked_then_discovered(&std::env::var("KEYWARD_JWKS").unwrap_or_default())
+///     .build()?;
+/// let session = auth.authenticate(&request, AuthenticateOptions { include_user_info: false }).await?;
+/// println!("{:?} in {:?}", session.user_id(), session.organizations());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    verifier: Verifier,
+    keys: Arc<dyn KeySource>,
+    clock: Arc<dyn Clock>,
+    mapping: ClaimMapping,
+    bearer: bool,
+    cookie: Option<String>,
+    cache: Option<TokenCache>,
+    user_info: Option<UserInfo>,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("validation", self.inner.verifier.validation())
+            .field("cookie", &self.inner.cookie)
+            .field("token_cache", &self.inner.cache.is_some())
+            .field("user_info", &self.inner.user_info.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which keys to use, decided at [`AuthenticatorBuilder::build`].
+enum Keys {
+    Source(Arc<dyn KeySource>),
+    Baked(String),
+    Discovered,
+    BakedThenDiscovered(String),
+    Url(String),
+}
+
+/// Builds an [`Authenticator`]; see [`Authenticator::builder`].
+pub struct AuthenticatorBuilder {
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    keys: Option<Keys>,
+    validation: Validation,
+    mapping: ClaimMapping,
+    bearer: bool,
+    cookie: Option<String>,
+    cache_entries: Option<u64>,
+    user_info: Option<Endpoint>,
+    user_info_failure: UserInfoFailure,
+    user_info_timeout: Duration,
+    profile_fields: Vec<ProfileField>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Authenticator {
+    /// Starts building. Defaults: Bearer tokens, no cookie, RFC 9068 access
+    /// tokens not required (see [`AuthenticatorBuilder::validation`]),
+    /// verified-token cache of 10 000 entries, no userinfo endpoint.
+    pub fn builder() -> AuthenticatorBuilder {
+        AuthenticatorBuilder {
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            keys: None,
+            validation: Validation::new(),
+            mapping: ClaimMapping::default(),
+            bearer: true,
+            cookie: None,
+            cache_entries: Some(10_000),
+            user_info: None,
+            user_info_failure: UserInfoFailure::Fail,
+            user_info_timeout: Duration::from_secs(5),
+            profile_fields: vec![ProfileField::Email],
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Authenticates a request (`http::Request`, `http::request::Parts` or
+    /// a `HeaderMap`): the token from `Authorization: Bearer` or the session
+    /// cookie. A request with neither fails with `no_credentials`.
+    pub async fn authenticate<R: RequestHeaders + ?Sized>(
+        &self,
+        request: &R,
+        options: AuthenticateOptions,
+    ) -> Result<Session, Error> {
+        let token = credentials::token(
+            request.headers(),
+            self.inner.bearer,
+            self.inner.cookie.as_deref(),
+        );
+        match token {
+            Ok(token) => self.authenticate_token(token, options).await,
+            Err(e) => {
+                tracing::debug!(outcome = e.kind().as_str(), "authenticate");
+                Err(e)
+            }
+        }
+    }
+
+    /// Authenticates a token.
+    pub async fn authenticate_token(
+        &self,
+        token: &str,
+        options: AuthenticateOptions,
+    ) -> Result<Session, Error> {
+        let started = Instant::now();
+        let span = tracing::debug_span!(
+            "authenticate",
+            outcome = tracing::field::Empty,
+            kid = tracing::field::Empty,
+            cache = tracing::field::Empty,
+            micros = tracing::field::Empty,
+        );
+        let result = self.authenticate_in_span(token, options, &span).await;
+        span.record(
+            "outcome",
+            result.as_ref().map_or_else(|e| e.kind().as_str(), |_| "ok"),
+        );
+        span.record("micros", started.elapsed().as_micros() as u64);
+        result
+    }
+
+    async fn authenticate_in_span(
+        &self,
+        token: &str,
+        options: AuthenticateOptions,
+        span: &tracing::Span,
+    ) -> Result<Session, Error> {
+        let inner = &self.inner;
+        let cached = inner.cache.as_ref().map(|cache| {
+            cache.get(
+                token,
+                inner.verifier.validation(),
+                inner.keys.as_ref(),
+                inner.clock.now(),
+            )
+        });
+        let session = match cached {
+            Some(Lookup::Hit(session)) => {
+                span.record("cache", "hit");
+                session
+            }
+            _ => {
+                span.record("cache", if inner.cache.is_some() { "miss" } else { "off" });
+                let verified = inner.verifier.verify::<AccessTokenClaims>(token).await?;
+                if let Some(kid) = verified.header().kid() {
+                    span.record("kid", Error::quote(kid).as_str());
+                }
+                let alg = verified.header().alg();
+                let kid = verified.header().kid().map(str::to_owned);
+                let session = Session::from_claims(verified.into_claims(), &inner.mapping)?;
+                if let Some(cache) = &inner.cache {
+                    cache.insert(token, Entry::new(session.clone(), kid.as_deref(), alg));
+                }
+                session
+            }
+        };
+        match (&inner.user_info, options.include_user_info) {
+            (Some(user_info), true) => user_info.complete(token, session).await,
+            (None, true) => Err(Error::new(
+                ErrorKind::UserInfoUnavailable,
+                "include_user_info was asked for but no userinfo endpoint is configured",
+            )),
+            _ => Ok(session),
+        }
+    }
+
+    /// The key source in use.
+    pub fn key_source(&self) -> &Arc<dyn KeySource> {
+        &self.inner.keys
+    }
+}
+
+impl AuthenticatorBuilder {
+    /// Accepts tokens from this issuer (repeatable). The first one is also
+    /// where keys and userinfo are discovered, when asked to.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts tokens for this audience (repeatable).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Uses any key source.
+    pub fn keys(mut self, source: impl KeySource + 'static) -> Self {
+        self.keys = Some(Keys::Source(Arc::new(source)));
+        self
+    }
+
+    /// Uses a JWKS baked into configuration only (no network).
+    pub fn baked_jwks(mut self, jwks: &str) -> Self {
+        self.keys = Some(Keys::Baked(jwks.to_owned()));
+        self
+    }
+
+    /// Fetches the JWKS from this URL (cached).
+    pub fn remote_jwks(mut self, url: &str) -> Self {
+        self.keys = Some(Keys::Url(url.to_owned()));
+        self
+    }
+
+    /// Discovers the JWKS from the first issuer (cached).
+    pub fn discovered_jwks(mut self) -> Self {
+        self.keys = Some(Keys::Discovered);
+        self
+    }
+
+    /// The recommended set-up: the baked JWKS first, then the first issuer's
+    /// discovered JWKS for keys it does not know (rotation without redeploy).
+    pub fn baked_then_discovered(mut self, jwks: &str) -> Self {
+        self.keys = Some(Keys::BakedThenDiscovered(jwks.to_owned()));
+        self
+    }
+
+    /// Adjusts the validation rules (issuers and audiences set on this
+    /// builder are added to them), e.g. `|v| v.typ("at+jwt")`.
+    pub fn validation(mut self, adjust: impl FnOnce(Validation) -> Validation) -> Self {
+        self.validation = adjust(self.validation);
+        self
+    }
+
+    /// Where profile fields, organisations and projects are found.
+    pub fn claim_mapping(mut self, mapping: ClaimMapping) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
+    /// Also reads the token from this cookie (after the Bearer header).
+    pub fn cookie(mut self, name: impl Into<String>) -> Self {
+        self.cookie = Some(name.into());
+        self
+    }
+
+    /// Whether the `Authorization: Bearer` header is read (default `true`).
+    pub fn bearer(mut self, enabled: bool) -> Self {
+        self.bearer = enabled;
+        self
+    }
+
+    /// Size of the verified-token cache in entries (default 10 000).
+    pub fn token_cache(mut self, max_entries: u64) -> Self {
+        self.cache_entries = Some(max_entries);
+        self
+    }
+
+    /// Verifies every token from scratch.
+    pub fn no_token_cache(mut self) -> Self {
+        self.cache_entries = None;
+        self
+    }
+
+    /// The userinfo endpoint for `include_user_info: true`.
+    pub fn user_info_endpoint(mut self, url: &str) -> Result<Self, Error> {
+        let url = reqwest::Url::parse(url).map_err(|e| {
+            Error::new(
+                ErrorKind::UserInfoUnavailable,
+                format!("userinfo endpoint: {e}"),
+            )
+        })?;
+        self.user_info = Some(Endpoint::Url(url));
+        Ok(self)
+    }
+
+    /// Discovers the userinfo endpoint from the first issuer (on first use).
+    pub fn user_info_from_discovery(mut self) -> Self {
+        self.user_info = Some(Endpoint::Discover(String::new()));
+        self
+    }
+
+    /// What a failing userinfo endpoint means (default: fail).
+    pub fn user_info_failure(mut self, policy: UserInfoFailure) -> Self {
+        self.user_info_failure = policy;
+        self
+    }
+
+    /// Timeout of a userinfo request (default 5 s).
+    pub fn user_info_timeout(mut self, timeout: Duration) -> Self {
+        self.user_info_timeout = timeout;
+        self
+    }
+
+    /// The profile fields whose absence from the claims makes
+    /// `include_user_info: true` call userinfo (default: email).
+    pub fn profile_fields(mut self, fields: impl IntoIterator<Item = ProfileField>) -> Self {
+        self.profile_fields = fields.into_iter().collect();
+        self
+    }
+
+    /// The clock for time checks (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    fn first_issuer(&self, what: &str) -> Result<&str, Error> {
+        self.issuers
+            .first()
+            .map(String::as_str)
+            .ok_or_else(|| Error::new(ErrorKind::KeyUnavailable, format!("{what} needs an issuer")))
+    }
+
+    /// Builds the authenticator.
+    pub fn build(self) -> Result<Authenticator, Error> {
+        let keys: Arc<dyn KeySource> = match &self.keys {
+            None => {
+                return Err(Error::new(
+                    ErrorKind::KeyUnavailable,
+                    "no key source configured (keys, baked_jwks, remote_jwks, discovered_jwks or baked_then_discovered)",
+                ))
+            }
+            Some(Keys::Source(source)) => source.clone(),
+            Some(Keys::Baked(jwks)) => Arc::new(StaticKeySource::from_jwks(jwks)?),
+            Some(Keys::Url(url)) => Arc::new(RemoteKeySource::from_jwks_url(url)?),
+            Some(Keys::Discovered) => Arc::new(RemoteKeySource::from_issuer(self.first_issuer("discovery")?)?),
+            Some(Keys::BakedThenDiscovered(jwks)) => Arc::new(
+                RotatingKeySource::new()
+                    .then(StaticKeySource::from_jwks(jwks)?)
+                    .then(RemoteKeySource::from_issuer(self.first_issuer("discovery")?)?),
+            ),
+        };
+        let user_info = match &self.user_info {
+            None => None,
+            Some(endpoint) => {
+                let endpoint = match endpoint {
+                    Endpoint::Discover(_) => {
+                        Endpoint::Discover(self.first_issuer("userinfo discovery")?.to_owned())
+                    }
+                    other => other.clone(),
+                };
+                Some(UserInfo::new(
+                    endpoint,
+                    self.user_info_failure,
+                    self.profile_fields.clone(),
+                    self.user_info_timeout,
+                )?)
+            }
+        };
+        let mut validation = self.validation;
+        for issuer in &self.issuers {
+            validation = validation.issuer(issuer.clone());
+        }
+        for audience in &self.audiences {
+            validation = validation.audience(audience.clone());
+        }
+        let cache = self
+            .cache_entries
+            .map(|entries| TokenCache::new(entries, validation.clock_leeway()));
+        let verifier = Verifier::new(keys.clone(), validation).with_clock(self.clock.clone());
+        Ok(Authenticator {
+            inner: Arc::new(Inner {
+                verifier,
+                keys,
+                clock: self.clock,
+                mapping: self.mapping,
+                bearer: self.bearer,
+                cookie: self.cookie,
+                cache,
+                user_info,
+            }),
+        })
+    }
+}
