@@ -339,6 +339,12 @@ impl Session {
         }
     }
 
+    /// Whether `other` is this very session object (for example the same
+    /// entry of the verified-token cache), not merely equal.
+    pub fn same_as(&self, other: &Session) -> bool {
+        Arc::ptr_eq(&self.data, &other.data)
+    }
+
     /// Why user info was asked for and not used (the session then comes from
     /// the claims alone), if that happened.
     pub fn user_info_error(&self) -> Option<&Error> {

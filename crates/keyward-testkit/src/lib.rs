@@ -6,10 +6,13 @@
 //! - [`OidcProvider`]: the real `oidc-provider` (npm) from `tests/oidc`,
 //!   started on loopback with fresh keys.
 //! - [`fixtures`]: the oracle tokens and JWKS of `keyward-core`.
+//! - [`TestIssuer`]: generates keys, publishes a JWKS, mints tokens.
 
 pub mod fixtures;
+mod issuer;
 mod oidc;
 mod server;
 
+pub use issuer::{unix_now, TestIssuer};
 pub use oidc::OidcProvider;
 pub use server::{Route, TestServer};
