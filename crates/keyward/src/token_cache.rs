@@ -108,12 +108,6 @@ impl TokenCache {
     pub(crate) fn insert(&self, token: &str, entry: Entry) {
         self.cache.insert(token.to_owned(), Arc::new(entry));
     }
-
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
-    }
 }
 
 /// Whether the key that verified the token is still offered by the source,
