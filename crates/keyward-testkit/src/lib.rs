@@ -12,7 +12,9 @@ pub mod fixtures;
 mod issuer;
 mod oidc;
 mod server;
+mod token_endpoint;
 
 pub use issuer::{unix_now, TestIssuer};
 pub use oidc::OidcProvider;
-pub use server::{Route, TestServer};
+pub use server::{Handler, Received, Route, TestServer};
+pub use token_endpoint::{Mode, TokenEndpoint};

@@ -11,8 +11,66 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// What the server answers on one path.
+/// A request as a dynamic route sees it.
 #[derive(Clone, Debug)]
+pub struct Received {
+    /// The request method.
+    pub method: String,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body (read up to its `Content-Length`).
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as `application/x-www-form-urlencoded` pairs.
+    pub fn form(&self) -> Vec<(String, String)> {
+        url_decode_pairs(&String::from_utf8_lossy(&self.body))
+    }
+}
+
+fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn url_decode_pairs(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (url_decode(k), url_decode(v)),
+            None => (url_decode(p), String::new()),
+        })
+        .collect()
+}
+
+/// Computes the answer from the request.
+pub type Handler = std::sync::Arc<dyn Fn(&Received) -> Route + Send + Sync>;
+
+/// What the server answers on one path.
+#[derive(Clone)]
 pub struct Route {
     status: u16,
     body: Vec<u8>,
@@ -21,9 +79,27 @@ pub struct Route {
     trickle: Option<Duration>,
     etag: Option<String>,
     content_length: bool,
+    handler: Option<Handler>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Route {
+    /// Answers each request with what `handler` returns (its delay and
+    /// other settings apply).
+    pub fn dynamic(handler: impl Fn(&Received) -> Route + Send + Sync + 'static) -> Self {
+        Route {
+            handler: Some(std::sync::Arc::new(handler)),
+            ..Route::status_only(500)
+        }
+    }
+
     /// `200` with a JSON body.
     pub fn json(body: impl Into<Vec<u8>>) -> Self {
         Route {
@@ -34,6 +110,7 @@ impl Route {
             trickle: None,
             etag: None,
             content_length: true,
+            handler: None,
         }
     }
 
@@ -175,19 +252,61 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
             return;
         }
     }
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(head.len())
+        + 4;
+    let mut body = head.split_off(end.min(head.len()));
     let text = String::from_utf8_lossy(&head).into_owned();
     let mut lines = text.split("\r\n");
-    let path = lines
+    let mut request_line = lines.next().unwrap_or("").split(' ');
+    let method = request_line.next().unwrap_or("GET").to_owned();
+    let path = request_line
         .next()
-        .and_then(|l| l.split(' ').nth(1))
+        .unwrap_or("/")
+        .split('?')
+        .next()
         .unwrap_or("/")
         .to_owned();
-    let if_none_match = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("if-none-match"))
-        .map(|(_, v)| v.trim().to_owned());
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let if_none_match = headers
+        .iter()
+        .find(|(n, _)| n == "if-none-match")
+        .map(|(_, v)| v.clone());
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+        .min(1024 * 1024);
+    while body.len() < length {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+        }
+    }
+    let received = Received {
+        method,
+        headers,
+        body,
+    };
     *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
     let route = state.routes.lock().unwrap().get(&path).cloned();
+    let route = match route {
+        Some(Route {
+            handler: Some(handler),
+            delay,
+            ..
+        }) => {
+            tokio::time::sleep(delay).await;
+            Some(handler(&received))
+        }
+        other => other,
+    };
     let Some(route) = route else {
         let _ = stream
             .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")

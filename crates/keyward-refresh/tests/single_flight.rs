@@ -1,0 +1,231 @@
+//! RefreshClient against a counting token endpoint on 127.0.0.1 that
+//! rotates refresh tokens and revokes the family on reuse.
+
+use keyward_core::ErrorKind;
+use keyward_refresh::{ClientAuth, RefreshClient};
+use keyward_testkit::{Mode, Route, TestServer, TokenEndpoint};
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn setup(delay: Duration) -> (TestServer, TokenEndpoint, RefreshClient) {
+    let server = TestServer::start().await;
+    let endpoint = TokenEndpoint::new();
+    let route = endpoint.route().delay(delay);
+    server.set("/token", route);
+    let client = RefreshClient::builder()
+        .token_endpoint(&server.url("/token"))
+        .unwrap()
+        .client_auth(ClientAuth::ClientSecretBasic {
+            client_id: "web app".into(),
+            client_secret: "s3cr&t".into(),
+        })
+        .build()
+        .unwrap();
+    (server, endpoint, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_refreshes_make_one_request() {
+    let (_server, endpoint, client) = setup(Duration::from_millis(200)).await;
+    let old = Arc::new(endpoint.new_family());
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (client, old) = (client.clone(), old.clone());
+            tokio::spawn(async move { client.refresh(&old).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap().unwrap());
+    }
+    assert_eq!(endpoint.grants(), 1, "one request to the token endpoint");
+    assert!(
+        results.iter().all(|r| *r == results[0]),
+        "all 64 callers get the same TokenSet"
+    );
+    assert!(results[0].rotated);
+    let stats = client.stats();
+    eprintln!(
+        "64 concurrent refreshes: {} grant request(s); {stats:?}",
+        endpoint.grants()
+    );
+    assert_eq!(stats.grants, 1);
+    assert_eq!(stats.joined + stats.memo_hits, 63);
+
+    // a late arrival with the old cookie: same tokens, no request
+    let late = client.refresh(&old).await.unwrap();
+    assert_eq!(late, results[0]);
+    assert_eq!(endpoint.grants(), 1);
+    assert_eq!(
+        endpoint.reuse_detected(),
+        0,
+        "the consumed token was never replayed"
+    );
+
+    // the family is alive: the next refresh with the new token works
+    let next = client
+        .refresh(results[0].refresh_token.expose())
+        .await
+        .unwrap();
+    assert_ne!(next.refresh_token, results[0].refresh_token);
+    assert_eq!(endpoint.grants(), 2);
+    assert!(endpoint.family_alive(next.refresh_token.expose()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_is_one_request_and_every_waiter_gets_refresh_failed() {
+    let (_server, endpoint, client) = setup(Duration::from_millis(200)).await;
+    endpoint.set_mode(Mode::Fail);
+    let old = Arc::new(endpoint.new_family());
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let (client, old) = (client.clone(), old.clone());
+            tokio::spawn(async move { client.refresh(&old).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(
+            task.await.unwrap().unwrap_err().kind(),
+            ErrorKind::RefreshFailed
+        );
+    }
+    assert_eq!(
+        endpoint.grants(),
+        1,
+        "the failure is shared, not retried by each waiter"
+    );
+    // transient failures are not memoised: a later call tries again
+    endpoint.set_mode(Mode::Normal);
+    client.refresh(&old).await.unwrap();
+    assert_eq!(endpoint.grants(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_grant_is_classified_and_memoised() {
+    let (_server, endpoint, client) = setup(Duration::ZERO).await;
+    let err = client.refresh("never-issued").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidGrant);
+    assert!(!err.to_string().contains("never-issued"), "{err}");
+    client.refresh("never-issued").await.unwrap_err();
+    assert_eq!(
+        endpoint.grants(),
+        1,
+        "the answer for a dead token is remembered too"
+    );
+    assert_eq!(client.stats().invalid_grant, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_memo_a_late_arrival_kills_the_family() {
+    // What the memo prevents: with a zero window, a late arrival replays the
+    // consumed token, and the provider revokes the whole family.
+    let server = TestServer::start().await;
+    let endpoint = TokenEndpoint::new();
+    server.set("/token", endpoint.route());
+    let client = RefreshClient::builder()
+        .token_endpoint(&server.url("/token"))
+        .unwrap()
+        .late_arrival_window(Duration::ZERO)
+        .build()
+        .unwrap();
+    let old = endpoint.new_family();
+    let fresh = client.refresh(&old).await.unwrap();
+    let err = client.refresh(&old).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidGrant);
+    assert_eq!(endpoint.reuse_detected(), 1);
+    assert!(
+        !endpoint.family_alive(fresh.refresh_token.expose()),
+        "the family is revoked"
+    );
+}
+
+#[tokio::test]
+async fn client_authentication_methods_and_extra_parameters() {
+    let server = TestServer::start().await;
+    let endpoint = TokenEndpoint::new();
+    server.set("/token", endpoint.route());
+    let build = |auth| {
+        RefreshClient::builder()
+            .token_endpoint(&server.url("/token"))
+            .unwrap()
+            .client_auth(auth)
+            .extra_param("resource", "https://api.example")
+            .build()
+            .unwrap()
+    };
+    let form = |e: &TokenEndpoint| e.last_request().unwrap().form();
+
+    build(ClientAuth::ClientSecretBasic {
+        client_id: "web app".into(),
+        client_secret: "s3cr&t".into(),
+    })
+    .refresh(&endpoint.new_family())
+    .await
+    .unwrap();
+    let last = endpoint.last_request().unwrap();
+    // RFC 6749 §2.3.1: form-urlencode id and secret, then Basic
+    assert_eq!(
+        last.header("authorization"),
+        Some("Basic d2ViK2FwcDpzM2NyJTI2dA==")
+    );
+    assert!(form(&endpoint).contains(&("resource".into(), "https://api.example".into())));
+    assert!(!form(&endpoint).iter().any(|(k, _)| k == "client_secret"));
+
+    build(ClientAuth::ClientSecretPost {
+        client_id: "web".into(),
+        client_secret: "s".into(),
+    })
+    .refresh(&endpoint.new_family())
+    .await
+    .unwrap();
+    assert_eq!(
+        endpoint.last_request().unwrap().header("authorization"),
+        None
+    );
+    assert!(form(&endpoint).contains(&("client_secret".into(), "s".into())));
+
+    build(ClientAuth::None {
+        client_id: "spa".into(),
+    })
+    .refresh(&endpoint.new_family())
+    .await
+    .unwrap();
+    assert!(form(&endpoint).contains(&("client_id".into(), "spa".into())));
+    assert!(!form(&endpoint).iter().any(|(k, _)| k == "client_secret"));
+    assert_eq!(
+        form(&endpoint)[0],
+        ("grant_type".into(), "refresh_token".into())
+    );
+}
+
+#[tokio::test]
+async fn timeouts_and_unreachable_endpoints_are_transient() {
+    let server = TestServer::start().await;
+    server.set("/slow", Route::json("{}").delay(Duration::from_secs(3)));
+    let client = RefreshClient::builder()
+        .token_endpoint(&server.url("/slow"))
+        .unwrap()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    assert_eq!(
+        client.refresh("rt").await.unwrap_err().kind(),
+        ErrorKind::RefreshFailed
+    );
+    let client = RefreshClient::builder()
+        .token_endpoint("http://127.0.0.1:9/token")
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(
+        client.refresh("rt").await.unwrap_err().kind(),
+        ErrorKind::RefreshFailed
+    );
+    assert!(RefreshClient::builder()
+        .token_endpoint("http://issuer.example/token")
+        .unwrap()
+        .build()
+        .is_err());
+    let debug = format!("{client:?}");
+    assert!(!debug.contains("rt\""), "{debug}");
+}
