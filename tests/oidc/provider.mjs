@@ -8,7 +8,13 @@
 //   is https://api.example. Client credentials: keyward-test / keyward-secret.
 // - Keys are generated here at start, fresh every run.
 // - Reads commands on stdin, one per line, answering one JSON line each:
-//   "rotate": replace every signing key (new kids), keep the issuer and port.
+//   "rotate": replace every signing key (new kids), keep the issuer and port;
+//   "refresh-token": create a grant for user "user-1" and client keyward-web
+//   (as a completed authorization-code login would) and return its refresh
+//   token. Refresh tokens rotate on every use, and presenting a used one
+//   revokes the grant with all its tokens (oidc-provider's reuse detection).
+// - A second client, keyward-web / keyward-web-secret, may use the
+//   refresh_token grant.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
@@ -42,7 +48,18 @@ function provider(issuer, keys) {
       grant_types: ['client_credentials'],
       redirect_uris: [],
       response_types: [],
+    }, {
+      client_id: 'keyward-web',
+      client_secret: 'keyward-web-secret',
+      grant_types: ['authorization_code', 'refresh_token'],
+      redirect_uris: ['http://127.0.0.1/callback'],
+      response_types: ['code'],
     }],
+    rotateRefreshToken: true,
+    findAccount: (ctx, id) => ({
+      accountId: id,
+      claims: () => ({ sub: id, email: `${id}@example.com` }),
+    }),
     jwks: { keys },
     features: {
       devInteractions: { enabled: false },
@@ -69,6 +86,27 @@ function provider(issuer, keys) {
   return p;
 }
 
+// What a completed authorization-code login with offline_access leaves
+// behind: a grant and a refresh token bound to it.
+async function mintRefreshToken(p) {
+  const client = await p.Client.find('keyward-web');
+  const grant = new p.Grant({ accountId: 'user-1', clientId: client.clientId });
+  grant.addOIDCScope('openid offline_access');
+  grant.addResourceScope(`${AUDIENCE}/ES256`, 'read');
+  const grantId = await grant.save();
+  const token = new p.RefreshToken({
+    accountId: 'user-1',
+    client,
+    grantId,
+    gty: 'authorization_code',
+    scope: 'openid offline_access',
+    resource: `${AUDIENCE}/ES256`,
+    rotations: 0,
+    iiat: Math.floor(Date.now() / 1000),
+  });
+  return token.save();
+}
+
 let current;
 const server = createServer((req, res) => current.callback()(req, res));
 server.listen(0, '127.0.0.1', () => {
@@ -78,8 +116,14 @@ server.listen(0, '127.0.0.1', () => {
   current = provider(issuer, keys);
   const kids = () => keys.map((k) => k.kid);
   reply({ issuer, kids: kids() });
-  createInterface({ input: process.stdin }).on('line', (line) => {
-    if (line.trim() === 'rotate') {
+  createInterface({ input: process.stdin }).on('line', async (line) => {
+    if (line.trim() === 'refresh-token') {
+      try {
+        reply({ refresh_token: await mintRefreshToken(current) });
+      } catch (e) {
+        reply({ error: String(e && e.stack || e) });
+      }
+    } else if (line.trim() === 'rotate') {
       keys = signingKeys();
       current = provider(issuer, keys);
       reply({ rotated: true, kids: kids() });

@@ -10,7 +10,7 @@
 
 pub mod fixtures;
 mod issuer;
-mod oidc;
+pub mod oidc;
 mod server;
 mod token_endpoint;
 

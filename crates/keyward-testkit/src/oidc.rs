@@ -21,6 +21,10 @@ pub struct OidcProvider {
 pub const CLIENT_ID: &str = "keyward-test";
 /// Its secret.
 pub const CLIENT_SECRET: &str = "keyward-secret";
+/// The client allowed to use the refresh_token grant.
+pub const WEB_CLIENT_ID: &str = "keyward-web";
+/// Its secret.
+pub const WEB_CLIENT_SECRET: &str = "keyward-web-secret";
 /// The audience of its access tokens.
 pub const AUDIENCE: &str = "https://api.example";
 
@@ -92,6 +96,19 @@ impl OidcProvider {
         let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
         assert!(status.is_success(), "token endpoint: {status} {body}");
         body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A refresh token for user `user-1` and client [`WEB_CLIENT_ID`], as a
+    /// completed login with `offline_access` would leave behind.
+    pub async fn refresh_token(&mut self) -> String {
+        self.stdin.write_all(b"refresh-token\n").await.unwrap();
+        self.stdin.flush().await.unwrap();
+        let line = self.stdout.next_line().await.unwrap().unwrap();
+        let line: Value = serde_json::from_str(&line).unwrap();
+        line["refresh_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_owned()
     }
 
     /// Replaces every signing key (new kids); the old keys are removed from
