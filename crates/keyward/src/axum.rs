@@ -7,14 +7,20 @@
 //!
 //! - no token: `401`, `WWW-Authenticate: Bearer` (no error code, §3.1);
 //! - invalid token: `401`, `WWW-Authenticate: Bearer error="invalid_token"`;
-//! - keys or userinfo unreachable (`key_unavailable`,
-//!   `user_info_unavailable`): `503` — the token is not at fault, so clients
-//!   must not discard it;
+//! - keys, userinfo or the token endpoint unreachable (`key_unavailable`,
+//!   `user_info_unavailable`, `refresh_failed`): `503` — the token is not at
+//!   fault, so clients must not discard it;
 //! - authenticated but lacking a scope or membership the layer requires:
 //!   `403`, `WWW-Authenticate: Bearer error="insufficient_scope"`.
 //!
 //! The body is `{"error":"<kind>"}`.
+//!
+//! For browser sessions kept in cookies, with refresh-token rotation, use
+//! [`CookieSessionLayer`] instead.
 
+pub use crate::cookie_session::{
+    CookieConfig, CookieSessionLayer, CookieSessionService, RefreshSession,
+};
 use crate::{AuthenticateOptions, Authenticator};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
@@ -164,7 +170,7 @@ pub fn reject(error: &Error) -> Response {
             error.kind().as_str(),
             Some("Bearer"),
         ),
-        ErrorKind::KeyUnavailable | ErrorKind::UserInfoUnavailable => {
+        ErrorKind::KeyUnavailable | ErrorKind::UserInfoUnavailable | ErrorKind::RefreshFailed => {
             json_error(StatusCode::SERVICE_UNAVAILABLE, error.kind().as_str(), None)
         }
         kind => json_error(

@@ -47,6 +47,8 @@
 mod authenticator;
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "axum")]
+mod cookie_session;
 mod credentials;
 mod token_cache;
 mod user_info;
@@ -63,3 +65,4 @@ pub use keyward_core::{
     Algorithm, Clock, Error, ErrorKind, FixedClock, KeySource, SystemClock, Validation,
 };
 pub use keyward_keys::{RemoteKeySource, RotatingKeySource, StaticKeySource};
+pub use keyward_refresh::{ClientAuth, Decision, RefreshClient, RefreshPolicy, TokenSet};
