@@ -17,7 +17,9 @@ use std::sync::Arc;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [issuer, client_id, client_secret, refresh_token] = args.as_slice() else {
-        return Err("usage: refresh <ISSUER_URL> <CLIENT_ID> <CLIENT_SECRET> <REFRESH_TOKEN>".into());
+        return Err(
+            "usage: refresh <ISSUER_URL> <CLIENT_ID> <CLIENT_SECRET> <REFRESH_TOKEN>".into(),
+        );
     };
     let client = RefreshClient::builder()
         .discover(issuer)
@@ -45,6 +47,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         results[0].expires_at
     );
     let next = client.refresh(results[0].refresh_token.expose()).await?;
-    println!("refresh with the rotated token: ok (rotated again: {}); {:?}", next.rotated, client.stats());
+    println!(
+        "refresh with the rotated token: ok (rotated again: {}); {:?}",
+        next.rotated,
+        client.stats()
+    );
     Ok(())
 }
