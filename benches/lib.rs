@@ -4,7 +4,12 @@
 //!
 //! Run the benchmarks with `cargo bench -p keyward-benches` (see
 //! `docs/benchmarks.md`).
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -73,7 +78,10 @@ pub struct Workload {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn payload() -> Value {
@@ -94,15 +102,23 @@ fn payload() -> Value {
 fn sign(alg: &'static str) -> Case {
     let kid = format!("{}-bench", alg.to_lowercase());
     let header = json!({"alg": alg, "typ": "at+jwt", "kid": kid}).to_string();
-    let input = format!("{}.{}", b64(header.as_bytes()), b64(payload().to_string().as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64(header.as_bytes()),
+        b64(payload().to_string().as_bytes())
+    );
     let rng = SystemRandom::new();
     let (signature, material) = match alg {
         "RS256" | "PS256" => {
             let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
             let mut sig = vec![0; pair.public_modulus_len()];
-            let padding: &'static dyn signature::RsaEncoding =
-                if alg == "RS256" { &signature::RSA_PKCS1_SHA256 } else { &signature::RSA_PSS_SHA256 };
-            pair.sign(padding, &rng, input.as_bytes(), &mut sig).unwrap();
+            let padding: &'static dyn signature::RsaEncoding = if alg == "RS256" {
+                &signature::RSA_PKCS1_SHA256
+            } else {
+                &signature::RSA_PSS_SHA256
+            };
+            pair.sign(padding, &rng, input.as_bytes(), &mut sig)
+                .unwrap();
             let public = pair.public_key();
             let n = public.modulus().big_endian_without_leading_zero().to_vec();
             let e = public.exponent().big_endian_without_leading_zero().to_vec();
@@ -111,17 +127,31 @@ fn sign(alg: &'static str) -> Case {
         "ES256" => {
             let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
             let sig = pair.sign(&rng, input.as_bytes()).unwrap().as_ref().to_vec();
-            (sig, Material::Ec { point: pair.public_key().as_ref().to_vec() })
+            (
+                sig,
+                Material::Ec {
+                    point: pair.public_key().as_ref().to_vec(),
+                },
+            )
         }
         "EdDSA" => {
             let pair = Ed25519KeyPair::generate().unwrap();
             let sig = pair.sign(input.as_bytes()).as_ref().to_vec();
-            (sig, Material::Ed { x: pair.public_key().as_ref().to_vec() })
+            (
+                sig,
+                Material::Ed {
+                    x: pair.public_key().as_ref().to_vec(),
+                },
+            )
         }
         _ => {
-            let k: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
+            let k: Vec<u8> = (0..32u8)
+                .map(|i| i.wrapping_mul(37).wrapping_add(11))
+                .collect();
             let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &k);
-            let sig = aws_lc_rs::hmac::sign(&key, input.as_bytes()).as_ref().to_vec();
+            let sig = aws_lc_rs::hmac::sign(&key, input.as_bytes())
+                .as_ref()
+                .to_vec();
             (sig, Material::Hmac { k })
         }
     };
@@ -197,13 +227,21 @@ pub mod floor {
                     } else {
                         &signature::RSA_PSS_2048_8192_SHA256
                     };
-                    AwsLc::Parsed(RsaPublicKeyComponents { n, e }.to_parsed_public_key(params).unwrap())
+                    AwsLc::Parsed(
+                        RsaPublicKeyComponents { n, e }
+                            .to_parsed_public_key(params)
+                            .unwrap(),
+                    )
                 }
-                Material::Ec { point } => {
-                    AwsLc::Parsed(ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).unwrap())
+                Material::Ec { point } => AwsLc::Parsed(
+                    ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).unwrap(),
+                ),
+                Material::Ed { x } => {
+                    AwsLc::Parsed(ParsedPublicKey::new(&signature::ED25519, x).unwrap())
                 }
-                Material::Ed { x } => AwsLc::Parsed(ParsedPublicKey::new(&signature::ED25519, x).unwrap()),
-                Material::Hmac { k } => AwsLc::Hmac(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, k)),
+                Material::Hmac { k } => {
+                    AwsLc::Hmac(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, k))
+                }
             }
         }
 
@@ -226,14 +264,23 @@ pub mod floor {
         pub fn new(case: &Case) -> Self {
             match &case.material {
                 Material::Rsa { n, e } => RustCrypto::Rsa(
-                    RsaPublicKey::new(rsa::BigUint::from_bytes_be(n), rsa::BigUint::from_bytes_be(e)).unwrap(),
+                    RsaPublicKey::new(
+                        rsa::BigUint::from_bytes_be(n),
+                        rsa::BigUint::from_bytes_be(e),
+                    )
+                    .unwrap(),
                     case.alg == "PS256",
                 ),
-                Material::Ec { point } => RustCrypto::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap()),
-                Material::Ed { x } => {
-                    RustCrypto::Ed(ed25519_dalek::VerifyingKey::from_bytes(x.as_slice().try_into().unwrap()).unwrap())
+                Material::Ec { point } => {
+                    RustCrypto::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap())
                 }
-                Material::Hmac { k } => RustCrypto::Hmac(<hmac::Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(k).unwrap()),
+                Material::Ed { x } => RustCrypto::Ed(
+                    ed25519_dalek::VerifyingKey::from_bytes(x.as_slice().try_into().unwrap())
+                        .unwrap(),
+                ),
+                Material::Hmac { k } => RustCrypto::Hmac(
+                    <hmac::Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(k).unwrap(),
+                ),
             }
         }
 
@@ -241,13 +288,22 @@ pub mod floor {
             use p256::ecdsa::signature::Verifier;
             match self {
                 RustCrypto::Rsa(key, false) => key
-                    .verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(message), signature)
+                    .verify(
+                        Pkcs1v15Sign::new::<Sha256>(),
+                        &Sha256::digest(message),
+                        signature,
+                    )
                     .is_ok(),
-                RustCrypto::Rsa(key, true) => key.verify(Pss::new::<Sha256>(), &Sha256::digest(message), signature).is_ok(),
+                RustCrypto::Rsa(key, true) => key
+                    .verify(Pss::new::<Sha256>(), &Sha256::digest(message), signature)
+                    .is_ok(),
                 RustCrypto::P256(key) => p256::ecdsa::Signature::from_slice(signature)
                     .is_ok_and(|s| key.verify(message, &s).is_ok()),
                 RustCrypto::Ed(key) => key
-                    .verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature.try_into().unwrap()))
+                    .verify_strict(
+                        message,
+                        &ed25519_dalek::Signature::from_bytes(signature.try_into().unwrap()),
+                    )
                     .is_ok(),
                 RustCrypto::Hmac(state) => {
                     let mut mac = state.clone();
@@ -274,8 +330,13 @@ pub mod peers {
         pub fn new(case: &Case) -> Self {
             use jsonwebtoken::{Algorithm, DecodingKey, Validation};
             let key = match &case.material {
-                Material::Rsa { .. } => DecodingKey::from_rsa_components(&case.jwk_str("n"), &case.jwk_str("e")).unwrap(),
-                Material::Ec { .. } => DecodingKey::from_ec_components(&case.jwk_str("x"), &case.jwk_str("y")).unwrap(),
+                Material::Rsa { .. } => {
+                    DecodingKey::from_rsa_components(&case.jwk_str("n"), &case.jwk_str("e"))
+                        .unwrap()
+                }
+                Material::Ec { .. } => {
+                    DecodingKey::from_ec_components(&case.jwk_str("x"), &case.jwk_str("y")).unwrap()
+                }
                 Material::Ed { .. } => DecodingKey::from_ed_components(&case.jwk_str("x")).unwrap(),
                 Material::Hmac { k } => DecodingKey::from_secret(k),
             };
@@ -293,7 +354,9 @@ pub mod peers {
         }
 
         pub fn verify(&self, token: &str) -> Claims {
-            jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).unwrap().claims
+            jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+                .unwrap()
+                .claims
         }
     }
 
@@ -317,9 +380,15 @@ pub mod peers {
         pub fn new(case: &Case) -> Self {
             use jwt_simple::algorithms::*;
             match (&case.material, case.alg) {
-                (Material::Rsa { n, e }, "RS256") => JwtSimple::Rs(RS256PublicKey::from_components(n, e).unwrap()),
-                (Material::Rsa { n, e }, _) => JwtSimple::Ps(PS256PublicKey::from_components(n, e).unwrap()),
-                (Material::Ec { point }, _) => JwtSimple::Es(ES256PublicKey::from_bytes(point).unwrap()),
+                (Material::Rsa { n, e }, "RS256") => {
+                    JwtSimple::Rs(RS256PublicKey::from_components(n, e).unwrap())
+                }
+                (Material::Rsa { n, e }, _) => {
+                    JwtSimple::Ps(PS256PublicKey::from_components(n, e).unwrap())
+                }
+                (Material::Ec { point }, _) => {
+                    JwtSimple::Es(ES256PublicKey::from_bytes(point).unwrap())
+                }
                 (Material::Ed { x }, _) => JwtSimple::Ed(Ed25519PublicKey::from_bytes(x).unwrap()),
                 (Material::Hmac { k }, _) => JwtSimple::Hs(HS256Key::from_bytes(k)),
             }
@@ -346,6 +415,9 @@ pub fn keyward_verifier(jwks: &str, backend: keyward_core::Backend) -> keyward_c
     use keyward_core::{Algorithm, KeySet, Validation, Verifier};
     Verifier::new(
         KeySet::from_jwks_with(jwks, backend).unwrap(),
-        Validation::new().issuer(ISSUER).audience(AUDIENCE).algorithms(Algorithm::ALL),
+        Validation::new()
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .algorithms(Algorithm::ALL),
     )
 }

@@ -18,7 +18,10 @@ fn count<T>(mut f: impl FnMut() -> T) -> (usize, usize) {
     let out = f();
     let stats = region.change();
     drop(out);
-    (stats.allocations + stats.reallocations, stats.bytes_allocated)
+    (
+        stats.allocations + stats.reallocations,
+        stats.bytes_allocated,
+    )
 }
 
 fn main() {
@@ -27,7 +30,14 @@ fn main() {
     let kw_aws = keyward_verifier(&w.jwks, Backend::AwsLc);
     let kw_rc = keyward_verifier(&w.jwks, Backend::RustCrypto);
     println!("allocations per verification + typed decode (bytes in parentheses)\n");
-    println!("{:<6} {:>20} {:>22} {:>26} {:>22}", "alg", "keyward [aws-lc]", "keyward [rust-crypto]", "jsonwebtoken [aws_lc_rs]", "jwt-simple");
+    println!(
+        "{:<6} {:>20} {:>22} {:>26} {:>22}",
+        "alg",
+        "keyward [aws-lc]",
+        "keyward [rust-crypto]",
+        "jsonwebtoken [aws_lc_rs]",
+        "jwt-simple"
+    );
     for case in &w.cases {
         let token = case.token.as_str();
         let jwt = peers::JsonWebToken::new(case);
@@ -37,11 +47,28 @@ fn main() {
         let j = count(|| jwt.verify(token));
         let s = count(|| simple.verify(token));
         let cell = |(n, b): (usize, usize)| format!("{n} ({b} B)");
-        println!("{:<6} {:>20} {:>22} {:>26} {:>22}", case.alg, cell(a), cell(r), cell(j), cell(s));
+        println!(
+            "{:<6} {:>20} {:>22} {:>26} {:>22}",
+            case.alg,
+            cell(a),
+            cell(r),
+            cell(j),
+            cell(s)
+        );
     }
-    let auth = keyward::Authenticator::builder().issuer(ISSUER).audience(AUDIENCE).baked_jwks(&w.jwks).build().unwrap();
-    let options = keyward::AuthenticateOptions { include_user_info: false };
+    let auth = keyward::Authenticator::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .baked_jwks(&w.jwks)
+        .build()
+        .unwrap();
+    let options = keyward::AuthenticateOptions {
+        include_user_info: false,
+    };
     let token = w.cases[2].token.as_str();
     let hit = count(|| run_ready(auth.authenticate_token(token, options)).unwrap());
-    println!("\nkeyward authenticate, verified-token cache hit (ES256): {} allocations ({} B)", hit.0, hit.1);
+    println!(
+        "\nkeyward authenticate, verified-token cache hit (ES256): {} allocations ({} B)",
+        hit.0, hit.1
+    );
 }

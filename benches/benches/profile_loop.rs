@@ -4,10 +4,17 @@ use keyward_benches::{keyward_verifier, workload, Claims};
 use keyward_core::Backend;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let alg = args.first().map_or("HS256", String::as_str);
     let n: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
-    let backend = if args.get(2).map(String::as_str) == Some("rust-crypto") { Backend::RustCrypto } else { Backend::AwsLc };
+    let backend = if args.get(2).map(String::as_str) == Some("rust-crypto") {
+        Backend::RustCrypto
+    } else {
+        Backend::AwsLc
+    };
     let w = workload();
     let verifier = keyward_verifier(&w.jwks, backend);
     let case = w.cases.iter().find(|c| c.alg == alg).expect("unknown alg");
@@ -20,5 +27,9 @@ fn main() {
 /// `--toggle-collect='*verify_once*'`).
 #[inline(never)]
 fn verify_once(verifier: &keyward_core::Verifier, token: &str) {
-    std::hint::black_box(verifier.verify_cached::<Claims>(std::hint::black_box(token)).unwrap());
+    std::hint::black_box(
+        verifier
+            .verify_cached::<Claims>(std::hint::black_box(token))
+            .unwrap(),
+    );
 }

@@ -34,21 +34,46 @@ fn per_second(threads: usize, duration: Duration, op: &(dyn Fn() + Sync)) -> f64
 
 fn main() {
     let quick = std::env::var_os("KEYWARD_BENCH_QUICK").is_some();
-    let duration = if quick { Duration::from_millis(200) } else { Duration::from_secs(4) };
+    let duration = if quick {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(4)
+    };
     let w = workload();
-    let options = AuthenticateOptions { include_user_info: false };
-    let auth = Authenticator::builder().issuer(ISSUER).audience(AUDIENCE).baked_jwks(&w.jwks).build().unwrap();
-    println!("{:<44} {:>14} {:>14} {:>7}", "operation", "1 thread/s", "2 threads/s", "ratio");
-    for (backend, name) in [(Backend::AwsLc, "aws-lc"), (Backend::RustCrypto, "rust-crypto")] {
+    let options = AuthenticateOptions {
+        include_user_info: false,
+    };
+    let auth = Authenticator::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .baked_jwks(&w.jwks)
+        .build()
+        .unwrap();
+    println!(
+        "{:<44} {:>14} {:>14} {:>7}",
+        "operation", "1 thread/s", "2 threads/s", "ratio"
+    );
+    for (backend, name) in [
+        (Backend::AwsLc, "aws-lc"),
+        (Backend::RustCrypto, "rust-crypto"),
+    ] {
         let verifier = keyward_verifier(&w.jwks, backend);
-        for case in w.cases.iter().filter(|c| c.alg == "ES256" || c.alg == "RS256") {
+        for case in w
+            .cases
+            .iter()
+            .filter(|c| c.alg == "ES256" || c.alg == "RS256")
+        {
             let token = case.token.as_str();
             let op = || {
                 verifier.verify_cached::<Claims>(token).unwrap();
             };
             let one = per_second(1, duration, &op);
             let two = per_second(2, duration, &op);
-            println!("{:<44} {one:>14.0} {two:>14.0} {:>7.2}", format!("verify {} [{name}]", case.alg), two / one);
+            println!(
+                "{:<44} {one:>14.0} {two:>14.0} {:>7.2}",
+                format!("verify {} [{name}]", case.alg),
+                two / one
+            );
         }
     }
     let token = w.cases[2].token.as_str();
@@ -58,5 +83,9 @@ fn main() {
     };
     let one = per_second(1, duration, &op);
     let two = per_second(2, duration, &op);
-    println!("{:<44} {one:>14.0} {two:>14.0} {:>7.2}", "authenticate, verified-token cache hit", two / one);
+    println!(
+        "{:<44} {one:>14.0} {two:>14.0} {:>7.2}",
+        "authenticate, verified-token cache hit",
+        two / one
+    );
 }

@@ -6,7 +6,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use keyward::{AuthenticateOptions, Authenticator};
-use keyward_benches::{floor, keyward_verifier, peers, run_ready, workload, Claims, AUDIENCE, ISSUER};
+use keyward_benches::{
+    floor, keyward_verifier, peers, run_ready, workload, Claims, AUDIENCE, ISSUER,
+};
 use keyward_core::Backend;
 use std::hint::black_box;
 
@@ -21,8 +23,12 @@ fn verify(c: &mut Criterion) {
         let aws = floor::AwsLc::new(case);
         let rc = floor::RustCrypto::new(case);
         let (input, sig) = (&case.signing_input, &case.signature);
-        g.bench_function("floor aws-lc-rs", |b| b.iter(|| assert!(aws.verify(black_box(input), black_box(sig)))));
-        g.bench_function("floor RustCrypto", |b| b.iter(|| assert!(rc.verify(black_box(input), black_box(sig)))));
+        g.bench_function("floor aws-lc-rs", |b| {
+            b.iter(|| assert!(aws.verify(black_box(input), black_box(sig))))
+        });
+        g.bench_function("floor RustCrypto", |b| {
+            b.iter(|| assert!(rc.verify(black_box(input), black_box(sig))))
+        });
         let token = case.token.as_str();
         g.bench_function("keyward [aws-lc]", |b| {
             b.iter(|| kw_aws.verify_cached::<Claims>(black_box(token)).unwrap())
@@ -31,14 +37,20 @@ fn verify(c: &mut Criterion) {
             b.iter(|| kw_rc.verify_cached::<Claims>(black_box(token)).unwrap())
         });
         let jwt = peers::JsonWebToken::new(case);
-        g.bench_function("jsonwebtoken [aws_lc_rs]", |b| b.iter(|| jwt.verify(black_box(token))));
+        g.bench_function("jsonwebtoken [aws_lc_rs]", |b| {
+            b.iter(|| jwt.verify(black_box(token)))
+        });
         let simple = peers::JwtSimple::new(case);
-        g.bench_function("jwt-simple [pure-rust]", |b| b.iter(|| simple.verify(black_box(token))));
+        g.bench_function("jwt-simple [pure-rust]", |b| {
+            b.iter(|| simple.verify(black_box(token)))
+        });
         g.finish();
     }
 
     // authenticate end to end (include_user_info: false), aws-lc backend
-    let options = AuthenticateOptions { include_user_info: false };
+    let options = AuthenticateOptions {
+        include_user_info: false,
+    };
     let cold = Authenticator::builder()
         .issuer(ISSUER)
         .audience(AUDIENCE)
@@ -46,9 +58,18 @@ fn verify(c: &mut Criterion) {
         .no_token_cache()
         .build()
         .unwrap();
-    let cached = Authenticator::builder().issuer(ISSUER).audience(AUDIENCE).baked_jwks(&w.jwks).build().unwrap();
+    let cached = Authenticator::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .baked_jwks(&w.jwks)
+        .build()
+        .unwrap();
     let mut g = c.benchmark_group("authenticate");
-    for case in w.cases.iter().filter(|c| c.alg == "RS256" || c.alg == "ES256") {
+    for case in w
+        .cases
+        .iter()
+        .filter(|c| c.alg == "RS256" || c.alg == "ES256")
+    {
         let token = case.token.as_str();
         g.bench_function(format!("{} cold (cache miss) [aws-lc]", case.alg), |b| {
             b.iter(|| run_ready(cold.authenticate_token(black_box(token), options)).unwrap())

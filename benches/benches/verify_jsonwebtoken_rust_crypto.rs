@@ -17,7 +17,9 @@ fn verify(c: &mut Criterion) {
         });
         let jwt = peers::JsonWebToken::new(case);
         let token = case.token.as_str();
-        g.bench_function("jsonwebtoken [rust_crypto]", |b| b.iter(|| jwt.verify(black_box(token))));
+        g.bench_function("jsonwebtoken [rust_crypto]", |b| {
+            b.iter(|| jwt.verify(black_box(token)))
+        });
         g.finish();
     }
 }

@@ -101,7 +101,11 @@ pub(crate) fn decode_vec(input: &str, what: &str) -> Result<Vec<u8>, Error> {
 
 /// Decodes `input` into `buf`, returning the decoded prefix; a `malformed`
 /// error when it does not fit or is not strict base64url.
-pub(crate) fn decode_into<'b>(input: &str, buf: &'b mut [u8], what: &str) -> Result<&'b [u8], Error> {
+pub(crate) fn decode_into<'b>(
+    input: &str,
+    buf: &'b mut [u8],
+    what: &str,
+) -> Result<&'b [u8], Error> {
     let len = decoded_len(input.len()).ok_or_else(|| not_base64url(what))?;
     let out = buf.get_mut(..len).ok_or_else(|| not_base64url(what))?;
     decode_exact(input.as_bytes(), out).ok_or_else(|| not_base64url(what))?;
@@ -136,7 +140,9 @@ mod tests {
     #[test]
     fn lenient_forms_are_rejected() {
         // padding, standard alphabet, whitespace, impossible length
-        for bad in ["aGk=", "+/8", "aG k", "aGk\n", "a", "aGk==", " aGk", "aGVsbG8=", "aGVs\0G8"] {
+        for bad in [
+            "aGk=", "+/8", "aG k", "aGk\n", "a", "aGk==", " aGk", "aGVsbG8=", "aGVs\0G8",
+        ] {
             assert!(decode_vec(bad, "x").is_err(), "{bad:?} must be rejected");
         }
     }

@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(s.nbf, Found::Other);
         assert_eq!(s.iat, Found::Str("x".into()));
         assert!(s.sub.is_absent());
-        let present: Vec<&str> = s.present.names().iter().map(|n| &**n).collect();
+        let present: Vec<&str> = s.present.iter().collect();
         assert_eq!(present, ["iss", "aud", "exp", "nbf", "iat", "x"]);
     }
 

@@ -29,10 +29,42 @@ use std::fmt;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Header {
     alg: Algorithm,
-    kid: Option<String>,
-    typ: Option<String>,
-    cty: Option<String>,
+    kid: Option<Member>,
+    typ: Option<Member>,
+    cty: Option<Member>,
     json: String,
+}
+
+/// A string member: a span of the header JSON when it has no escapes (no
+/// allocation), else its unescaped value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Member {
+    Span(usize, usize),
+    Owned(Box<str>),
+}
+
+impl Member {
+    fn new(text: &str, value: Str<'_>) -> Member {
+        match value.0 {
+            std::borrow::Cow::Borrowed(borrowed) => {
+                // `borrowed` points into `text`: turn it into offsets.
+                let start = (borrowed.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+                let end = start.wrapping_add(borrowed.len());
+                match text.get(start..end) {
+                    Some(slice) if std::ptr::eq(slice, borrowed) => Member::Span(start, end),
+                    _ => Member::Owned(borrowed.into()),
+                }
+            }
+            std::borrow::Cow::Owned(owned) => Member::Owned(owned.into_boxed_str()),
+        }
+    }
+
+    fn get<'h>(&'h self, text: &'h str) -> Option<&'h str> {
+        match self {
+            Member::Span(start, end) => text.get(*start..*end),
+            Member::Owned(owned) => Some(owned),
+        }
+    }
 }
 
 impl Header {
@@ -43,17 +75,17 @@ impl Header {
 
     /// The key id (`kid`), if present.
     pub fn kid(&self) -> Option<&str> {
-        self.kid.as_deref()
+        self.kid.as_ref().and_then(|m| m.get(&self.json))
     }
 
     /// The media type of the token (`typ`), if present.
     pub fn typ(&self) -> Option<&str> {
-        self.typ.as_deref()
+        self.typ.as_ref().and_then(|m| m.get(&self.json))
     }
 
     /// The content type of the payload (`cty`), if present.
     pub fn cty(&self) -> Option<&str> {
-        self.cty.as_deref()
+        self.cty.as_ref().and_then(|m| m.get(&self.json))
     }
 
     /// The header exactly as it was signed (decoded JSON text).
@@ -71,9 +103,9 @@ impl Header {
             .ok_or_else(|| Error::malformed("the header has no \"alg\" member"))?;
         let alg = Algorithm::parse(&alg_text.0)?;
         check_critical(raw.crit.as_deref(), raw.b64)?;
-        let kid = raw.kid.map(|s| s.0.into_owned());
-        let typ = raw.typ.map(|s| s.0.into_owned());
-        let cty = raw.cty.map(|s| s.0.into_owned());
+        let kid = raw.kid.map(|s| Member::new(&json_text, s));
+        let typ = raw.typ.map(|s| Member::new(&json_text, s));
+        let cty = raw.cty.map(|s| Member::new(&json_text, s));
         Ok(Header {
             alg,
             kid,
@@ -88,9 +120,9 @@ impl fmt::Debug for Header {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Header")
             .field("alg", &self.alg)
-            .field("kid", &self.kid)
-            .field("typ", &self.typ)
-            .field("cty", &self.cty)
+            .field("kid", &self.kid())
+            .field("typ", &self.typ())
+            .field("cty", &self.cty())
             .finish_non_exhaustive()
     }
 }
@@ -249,6 +281,21 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Malformed);
         assert!(err.message().contains("duplicate"), "{err}");
         assert!(parse(r#"{"alg":"RS256","x":1,"x":1}"#).is_err());
+    }
+
+    #[test]
+    fn escaped_and_plain_members_read_back() {
+        let h = parse(r#"{"alg":"ES256","kid":"k\u0031","typ":"at+jwt","cty":"JWT"}"#).unwrap();
+        assert_eq!(
+            (h.kid(), h.typ(), h.cty()),
+            (Some("k1"), Some("at+jwt"), Some("JWT"))
+        );
+        let clone = h.clone();
+        assert_eq!(clone.kid(), Some("k1"));
+        assert_eq!(
+            format!("{h:?}"),
+            r#"Header { alg: ES256, kid: Some("k1"), typ: Some("at+jwt"), cty: Some("JWT"), .. }"#
+        );
     }
 
     #[test]

@@ -65,28 +65,69 @@ impl<'de> de::Deserialize<'de> for Str<'de> {
     }
 }
 
+/// How many member names of one object are kept without allocating.
+const INLINE_NAMES: usize = 16;
+
 /// Remembers the member names of one object and rejects a repeat.
-#[derive(Debug, Default)]
+///
+/// Names borrowed from the input (no escapes) are kept in a fixed array, so
+/// typical objects cost no allocation; escaped or surplus names spill into a
+/// vector.
 pub(crate) struct SeenNames<'a> {
-    names: Vec<Cow<'a, str>>,
+    inline: [&'a str; INLINE_NAMES],
+    len: usize,
+    spill: Vec<Cow<'a, str>>,
+}
+
+impl Default for SeenNames<'_> {
+    fn default() -> Self {
+        SeenNames {
+            inline: [""; INLINE_NAMES],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for SeenNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 impl<'a> SeenNames<'a> {
     /// Records `name`; a duplicate is a deserialisation error.
     pub(crate) fn insert<E: de::Error>(&mut self, name: Cow<'a, str>) -> Result<(), E> {
-        if self.names.contains(&name) {
+        if self.contains(&name) {
             return Err(own_error(format_args!(
                 "duplicate member name {}",
                 Error::quote(&name)
             )));
         }
-        self.names.push(name);
+        match name {
+            Cow::Borrowed(borrowed) if self.len < INLINE_NAMES => {
+                if let Some(slot) = self.inline.get_mut(self.len) {
+                    *slot = borrowed;
+                    self.len += 1;
+                }
+            }
+            other => self.spill.push(other),
+        }
         Ok(())
     }
 
-    /// The names seen so far, in document order.
-    pub(crate) fn names(&self) -> &[Cow<'a, str>] {
-        &self.names
+    /// Whether `name` was seen.
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.iter().any(|seen| seen == name)
+    }
+
+    /// The names seen, inline ones first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        self.inline
+            .iter()
+            .take(self.len)
+            .copied()
+            .chain(self.spill.iter().map(|c| &**c))
     }
 }
 
@@ -169,6 +210,21 @@ mod tests {
         assert!(check_no_duplicates(r#"[{"x":1},{"y":[{"z":0,"z":0}]}]"#).is_err());
         // an escaped spelling of the same name is the same name
         assert!(check_no_duplicates(r#"{"sub":1,"s\u0075b":2}"#).is_err());
+    }
+
+    #[test]
+    fn duplicates_found_beyond_the_inline_names() {
+        let names: Vec<String> = (0..20).map(|i| format!("\"k{i}\":{i}")).collect();
+        let distinct = format!("{{{}}}", names.join(","));
+        assert!(check_no_duplicates(&distinct).is_ok());
+        // the 20th repeats the 18th (both spilled) and the 2nd (inline)
+        for dup in ["k17", "k1"] {
+            let doc = format!("{{{},\"{dup}\":0}}", names.join(","));
+            assert!(check_no_duplicates(&doc).is_err(), "{dup}");
+        }
+        // an escaped spelling (spilled, owned) of an inline name
+        let doc = format!("{{{},\"\\u006b3\":0}}", names.join(","));
+        assert!(check_no_duplicates(&doc).is_err());
     }
 
     #[test]

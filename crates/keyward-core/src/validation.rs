@@ -323,7 +323,7 @@ impl Validation {
         }
 
         for claim in &self.required {
-            if !claims.present.names().iter().any(|n| n == claim) {
+            if !claims.present.contains(claim) {
                 return Err(Error::missing_claim(claim));
             }
         }
