@@ -131,6 +131,9 @@ pub(crate) struct Scanned<'a> {
     pub(crate) client_id: Found<'a>,
     /// Top-level member names whose value is not `null`.
     pub(crate) present: SeenNames<'a>,
+    /// Top-level member names whose value is `null` (rare; kept apart so
+    /// that each name is recorded once).
+    pub(crate) null: SeenNames<'a>,
 }
 
 pub(crate) struct ScanSeed;
@@ -151,7 +154,6 @@ impl<'de> Visitor<'de> for ScanSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut scan = Scanned::default();
-        let mut all = SeenNames::default();
         while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
             let slot = match &*name {
                 "iss" => Some(&mut scan.iss),
@@ -171,13 +173,27 @@ impl<'de> Visitor<'de> for ScanSeed {
                 }
                 None => map.next_value_seed(NullOrOther)?,
             };
-            all.insert::<A::Error>(name.clone())?;
             if not_null {
+                if scan.null.contains(&name) {
+                    return Err(duplicate(&name));
+                }
                 scan.present.insert::<A::Error>(name)?;
+            } else {
+                if scan.present.contains(&name) {
+                    return Err(duplicate(&name));
+                }
+                scan.null.insert::<A::Error>(name)?;
             }
         }
         Ok(scan)
     }
+}
+
+fn duplicate<E: serde::de::Error>(name: &str) -> E {
+    crate::json::own_error(format_args!(
+        "duplicate member name {}",
+        crate::error::Error::quote(name)
+    ))
 }
 
 /// Any value; answers whether it was non-null.
@@ -312,6 +328,9 @@ mod tests {
     fn duplicates_anywhere_reject() {
         assert!(scan(r#"{"exp":1,"exp":2}"#).is_err());
         assert!(scan(r#"{"x":null,"x":null}"#).is_err());
+        assert!(scan(r#"{"x":1,"x":null}"#).is_err());
+        assert!(scan(r#"{"x":null,"x":1}"#).is_err());
+        assert!(scan(r#"{"exp":null,"exp":1}"#).is_err());
         assert!(scan(r#"{"aud":[{"a":1,"a":2}]}"#).is_err());
         assert!(scan(r#"{"orgs":[{"id":1,"id":2}]}"#).is_err());
     }
