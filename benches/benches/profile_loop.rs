@@ -1,5 +1,14 @@
 //! A loop for profilers (callgrind, perf): verifies one token many times.
-//! `cargo bench -p keyward-benches --bench profile_loop -- ALG N BACKEND`
+//! Configured by environment (so that `cargo bench` arguments meant for
+//! criterion do not reach it): `KEYWARD_PROFILE_ALG` (default HS256),
+//! `KEYWARD_PROFILE_N` (default 1000), `KEYWARD_PROFILE_BACKEND`
+//! (`aws-lc` or `rust-crypto`). For example:
+//!
+//! ```sh
+//! cargo bench -p keyward-benches --bench profile_loop --no-run
+//! KEYWARD_PROFILE_N=1000 valgrind --tool=callgrind --toggle-collect='*verify_once*' \
+//!     target/release/deps/profile_loop-*[!.d]
+//! ```
 use keyward_benches::{keyward_verifier, workload, Claims};
 use keyward_core::Backend;
 
@@ -17,7 +26,11 @@ fn main() {
     };
     let w = workload();
     let verifier = keyward_verifier(&w.jwks, backend);
-    let case = w.cases.iter().find(|c| c.alg == alg).expect("unknown alg");
+    let case = w
+        .cases
+        .iter()
+        .find(|c| c.alg == alg)
+        .expect("KEYWARD_PROFILE_ALG: RS256, PS256, ES256, EdDSA or HS256");
     for _ in 0..n {
         verify_once(&verifier, &case.token);
     }
