@@ -13,16 +13,14 @@ use keyward_benches::{keyward_verifier, workload, Claims};
 use keyward_core::Backend;
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let alg = args.first().map_or("HS256", String::as_str);
-    let n: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
-    let backend = if args.get(2).map(String::as_str) == Some("rust-crypto") {
-        Backend::RustCrypto
-    } else {
-        Backend::AwsLc
+    let env = |name: &str| std::env::var(name).ok();
+    let alg = env("KEYWARD_PROFILE_ALG").unwrap_or_else(|| "HS256".into());
+    let n: usize = env("KEYWARD_PROFILE_N")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1000);
+    let backend = match env("KEYWARD_PROFILE_BACKEND").as_deref() {
+        Some("rust-crypto") => Backend::RustCrypto,
+        _ => Backend::AwsLc,
     };
     let w = workload();
     let verifier = keyward_verifier(&w.jwks, backend);
