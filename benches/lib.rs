@@ -215,7 +215,7 @@ pub mod floor {
 
     pub enum AwsLc {
         Parsed(ParsedPublicKey),
-        Hmac(aws_lc_rs::hmac::Key),
+        Hmac(Box<aws_lc_rs::hmac::Key>),
     }
 
     impl AwsLc {
@@ -239,9 +239,10 @@ pub mod floor {
                 Material::Ed { x } => {
                     AwsLc::Parsed(ParsedPublicKey::new(&signature::ED25519, x).unwrap())
                 }
-                Material::Hmac { k } => {
-                    AwsLc::Hmac(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, k))
-                }
+                Material::Hmac { k } => AwsLc::Hmac(Box::new(aws_lc_rs::hmac::Key::new(
+                    aws_lc_rs::hmac::HMAC_SHA256,
+                    k,
+                ))),
             }
         }
 
