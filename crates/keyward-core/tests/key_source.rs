@@ -90,3 +90,18 @@ fn base64url(s: &str) -> String {
     }
     out
 }
+
+/// scripts/test sets KEYWARD_EXPECT_BACKEND for each run; this fails if
+/// feature unification (another workspace member enabling the other
+/// backend) silently changed what the run tests.
+#[test]
+fn the_run_tests_the_backend_it_claims_to() {
+    if let Ok(expected) = std::env::var("KEYWARD_EXPECT_BACKEND") {
+        assert_eq!(keyward_core::Backend::default().name(), expected);
+        assert_eq!(
+            keyward_core::Backend::available().len(),
+            1,
+            "only one backend compiled in"
+        );
+    }
+}
