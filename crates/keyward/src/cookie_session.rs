@@ -23,10 +23,11 @@
 //! cookie is a session cookie unless a max age is set.
 
 use crate::axum::reject;
+use crate::credentials::cookie;
 use crate::{AuthenticateOptions, Authenticator};
 use axum::response::Response;
-use http::header::{COOKIE, SET_COOKIE};
-use http::{HeaderMap, HeaderValue, Request};
+use http::header::SET_COOKIE;
+use http::{HeaderValue, Request};
 use keyward_claims::Session;
 use keyward_core::{Clock, Error, ErrorKind, SystemClock};
 use keyward_refresh::{Decision, RefreshClient, RefreshPolicy, TokenSet};
@@ -238,18 +239,6 @@ impl<S> tower_layer::Layer<S> for CookieSessionLayer {
 pub struct CookieSessionService<S> {
     inner: S,
     shared: Arc<Shared>,
-}
-
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"'))
-        .filter(|v| !v.is_empty())
 }
 
 fn add_cookies(response: &mut Response, cookies: [String; 2]) {
