@@ -278,18 +278,7 @@ fn load_jwks(path: &OsString) -> Result<KeySet, UsageError> {
         .map_err(|e| UsageError(format!("cannot read JWKS file {shown}: {e}")))?;
     let keys = KeySet::from_jwks(&text)
         .map_err(|e| UsageError(format!("JWKS file {shown}: {}", e.message())))?;
-    for skipped in keys.skipped() {
-        eprintln!(
-            "keyward: warning: JWKS key #{} {}skipped: {}",
-            skipped.index,
-            skipped
-                .kid
-                .as_deref()
-                .map(|k| format!("({}) ", Error::quote(k)))
-                .unwrap_or_default(),
-            skipped.reason
-        );
-    }
+    report_skipped(&keys);
     Ok(keys)
 }
 
