@@ -19,8 +19,9 @@
 //! - Key misuse: a JWK with `use` other than `sig`, or `key_ops` without
 //!   `verify`, is not used; a JWK whose `alg` disagrees with its key type is
 //!   not used; a key with `alg` verifies only that algorithm.
-//! - Small-order Ed25519 keys (for which signatures can be forged) and
-//!   non-canonical encodings are refused.
+//! - Small-order Ed25519 keys (for which signatures can be forged), points
+//!   off the curve and non-canonical encodings are refused, as are even RSA
+//!   moduli — here, not in a backend, so every backend refuses the same keys.
 
 use crate::algorithm::{Algorithm, KeyFamily};
 use crate::backend::{Backend, KeyMaterial, NativeKey};
@@ -368,38 +369,6 @@ fn bit_length(be: &[u8]) -> usize {
     }
 }
 
-/// y-coordinates of the eight small-order points of edwards25519 (little
-/// endian, sign bit clear): 1, p-1, 0 and the two order-8 values.
-pub(crate) const ED25519_SMALL_ORDER_Y: [[u8; 32]; 5] = {
-    let mut one = [0u8; 32];
-    one[0] = 1;
-    let mut minus_one = [0xffu8; 32];
-    minus_one[0] = 0xec;
-    minus_one[31] = 0x7f;
-    [
-        one,
-        minus_one,
-        [0u8; 32],
-        [
-            0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef,
-            0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88,
-            0x6d, 0x53, 0xfc, 0x05,
-        ],
-        [
-            0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10,
-            0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77,
-            0x92, 0xac, 0x03, 0x7a,
-        ],
-    ]
-};
-
-/// Whether a 32-byte Ed25519 encoding is a small-order point.
-pub(crate) fn is_weak_ed25519(enc: &[u8; 32]) -> bool {
-    let mut y = *enc;
-    y[31] &= 0x7f;
-    ED25519_SMALL_ORDER_Y.contains(&y)
-}
-
 /// Whether the encoded y-coordinate is not below p = 2^255 - 19.
 fn is_non_canonical_ed25519(enc: &[u8; 32]) -> bool {
     let (first, rest) = enc.split_at(1);
@@ -446,6 +415,12 @@ impl RawJwk<'_> {
                     return Err(unsupported(format!(
                         "RSA key of {bits} bits is above the {RSA_MAX_BITS}-bit maximum"
                     )));
+                }
+                // An RSA modulus is odd (a product of odd primes). The rsa
+                // crate refuses an even one and aws-lc accepts it, so it is
+                // checked here for both (found by fuzzing).
+                if first.last().is_none_or(|b| b & 1 == 0) {
+                    return Err(Error::malformed("the RSA modulus is even"));
                 }
                 let e_bits = bit_length(&second);
                 if e_bits > 33 || second.last().is_none_or(|b| b & 1 == 0) || second == [1] {
@@ -497,7 +472,15 @@ impl RawJwk<'_> {
                         "the Ed25519 key is not canonically encoded",
                     ));
                 }
-                if is_weak_ed25519(&enc) {
+                // Checked here, not in the backends: aws-lc accepts any 32
+                // bytes at parse time, dalek refuses non-points; both must
+                // refuse the same keys.
+                let point = curve25519_dalek::edwards::CompressedEdwardsY(enc)
+                    .decompress()
+                    .ok_or_else(|| {
+                        Error::malformed("the Ed25519 key is not a point on the curve")
+                    })?;
+                if point.is_small_order() {
                     return Err(Error::new(
                         ErrorKind::WeakKey,
                         "the Ed25519 key is a small-order point",
@@ -696,6 +679,46 @@ mod tests {
         assert_eq!(kind(r#"{"kty":"oct","k":5}"#), ErrorKind::Malformed);
         assert_eq!(kind(r#"{"kty":"oct","kty":"oct"}"#), ErrorKind::Malformed);
         assert_eq!(kind(r#"{"k":"AAAA"}"#), ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn small_order_ed25519_keys_are_weak() {
+        // y-coordinates (little endian) of the eight small-order points:
+        // 1, p-1, 0 and the two order-8 values; each with both sign bits.
+        let mut ys: Vec<[u8; 32]> = Vec::new();
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let mut minus_one = [0xffu8; 32];
+        minus_one[0] = 0xec;
+        minus_one[31] = 0x7f;
+        ys.extend([one, minus_one, [0u8; 32]]);
+        for hex in [
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        ] {
+            let bytes: Vec<u8> = (0..32)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            ys.push(bytes.try_into().unwrap());
+        }
+        let mut weak = 0;
+        for y in ys {
+            for sign in [0u8, 0x80] {
+                let mut enc = y;
+                enc[31] |= sign;
+                let x = base64url::encode(&enc);
+                match Jwk::parse(&format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}"}}"#)) {
+                    Err(e) if e.kind() == ErrorKind::WeakKey => weak += 1,
+                    // (x=0 with the sign bit set is not a valid encoding)
+                    Err(e) => assert_eq!(e.kind(), ErrorKind::Malformed, "{enc:02x?}"),
+                    Ok(_) => panic!("small-order key accepted: {enc:02x?}"),
+                }
+            }
+        }
+        assert!(
+            weak >= 8,
+            "all eight small-order points refused as weak ({weak})"
+        );
     }
 
     #[test]

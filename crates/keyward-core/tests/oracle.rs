@@ -379,3 +379,47 @@ fn kidless_tokens_try_a_bounded_number_of_keys() {
         assert_eq!(err.kind(), ErrorKind::InvalidSignature);
     }
 }
+
+/// Found by the `jwks` fuzz target: 32 bytes that are not an Ed25519 point
+/// (one character of a real key changed). The RustCrypto backend refused the
+/// key, aws-lc accepted it and failed later; now every backend refuses it at
+/// load, the same way.
+#[test]
+fn fuzz_regression_ed25519_non_point_is_refused_by_every_backend() {
+    let doc = r#"{"keys": [{"x": "Y81Pc8FygEcHtYVv4JGH5zsqHU3HnE7NlpNmz_A1ccY", "kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "use": "sig"}]}"#;
+    for &backend in Backend::available() {
+        let set = KeySet::from_jwks_with(doc, backend).unwrap();
+        assert!(set.is_empty(), "[{}]", backend.name());
+        assert_eq!(
+            set.skipped()[0].reason.kind(),
+            ErrorKind::Malformed,
+            "[{}]",
+            backend.name()
+        );
+    }
+}
+
+/// Found by the `jwks` fuzz target: an even RSA modulus (never a valid key).
+/// The rsa crate refused it, aws-lc accepted it; now both refuse it at load.
+#[test]
+fn fuzz_regression_even_rsa_modulus_is_refused_by_every_backend() {
+    let mut n = vec![0xc5u8; 257];
+    n[256] = 0x10; // even
+    let n = keyward_testkit_free_b64(&n);
+    let doc = format!(r#"{{"keys":[{{"kty":"RSA","kid":"even","n":"{n}","e":"AQAB"}}]}}"#);
+    for &backend in Backend::available() {
+        let set = KeySet::from_jwks_with(&doc, backend).unwrap();
+        assert!(set.is_empty(), "[{}]", backend.name());
+        assert_eq!(
+            set.skipped()[0].reason.kind(),
+            ErrorKind::Malformed,
+            "[{}]",
+            backend.name()
+        );
+    }
+}
+
+fn keyward_testkit_free_b64(bytes: &[u8]) -> String {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    Base64UrlUnpadded::encode_string(bytes)
+}

@@ -153,34 +153,3 @@ fn mac_ok<M: Mac + Clone>(state: &Option<M>, message: &[u8], tag: &[u8]) -> bool
         None => false,
     }
 }
-
-#[cfg(test)]
-mod tests {
-
-    #[test]
-    fn small_order_ed25519_encodings_agree_with_dalek() {
-        // The loader's own blocklist (crate::jwk) must flag every encoding
-        // that dalek considers weak, so the aws-lc backend (which cannot
-        // check) refuses the same keys.
-        for y in crate::jwk::ED25519_SMALL_ORDER_Y {
-            for sign in [0u8, 0x80] {
-                let mut enc = y;
-                enc[31] |= sign;
-                assert!(crate::jwk::is_weak_ed25519(&enc));
-                if let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&enc) {
-                    assert!(key.is_weak(), "{enc:02x?}");
-                }
-            }
-        }
-        // and a real key is not flagged by either
-        let real = [
-            0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64,
-            0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68,
-            0xf7, 0x07, 0x51, 0x1a,
-        ];
-        assert!(!crate::jwk::is_weak_ed25519(&real));
-        assert!(!ed25519_dalek::VerifyingKey::from_bytes(&real)
-            .unwrap()
-            .is_weak());
-    }
-}
