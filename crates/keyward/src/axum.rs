@@ -113,6 +113,17 @@ pub struct AuthService<S> {
     layer: AuthLayer,
 }
 
+/// The boxed future both keyward services return.
+pub(crate) type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+/// Takes the inner service for one call, leaving a clone in its place: the
+/// instance that was polled ready is the one that gets called (tower's rule
+/// for services that are `Clone`).
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}
+
 impl<S, B> tower_service::Service<Request<B>> for AuthService<S>
 where
     S: tower_service::Service<Request<B>, Response = Response> + Clone + Send + 'static,
@@ -121,16 +132,14 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = ResponseFuture<S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        // The clone that was polled ready is the one to call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         let layer = self.layer.clone();
         // Only the head is borrowed across the await (a body need not be Sync).
         let (mut parts, body) = request.into_parts();

@@ -22,7 +22,7 @@
 //! The access cookie lives until the access token expires; the refresh
 //! cookie is a session cookie unless a max age is set.
 
-use crate::axum::reject;
+use crate::axum::{reject, take_ready, ResponseFuture};
 use crate::credentials::cookie;
 use crate::{AuthenticateOptions, Authenticator};
 use axum::response::Response;
@@ -31,8 +31,6 @@ use http::{HeaderValue, Request};
 use keyward_claims::Session;
 use keyward_core::{Clock, Error, ErrorKind, SystemClock};
 use keyward_refresh::{Decision, RefreshClient, RefreshPolicy, TokenSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -348,15 +346,14 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = ResponseFuture<S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         let shared = self.shared.clone();
         let (mut parts, body) = request.into_parts();
         Box::pin(async move {
