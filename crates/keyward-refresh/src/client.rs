@@ -1,14 +1,16 @@
 //! The single-flight refresh client.
 
+use crate::coordinator::{
+    key_of, label, CoordinatorStats, InProcessCoordinator, Outcome, OutcomeFuture,
+    RefreshCoordinator,
+};
+use crate::secret::Secret;
 use crate::token_set::TokenSet;
 use keyward_core::{Error, ErrorKind};
-use moka::sync::Cache;
 use reqwest::Url;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::OnceCell;
 
@@ -53,39 +55,22 @@ impl fmt::Debug for ClientAuth {
 /// Counters of a [`RefreshClient`] (a snapshot).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RefreshStats {
-    /// Requests sent to the token endpoint.
+    /// Requests this client sent to the token endpoint.
     pub grants: u64,
-    /// Callers that joined a refresh already in flight.
-    pub joined: u64,
-    /// Callers answered from the late-arrival memo.
-    pub memo_hits: u64,
-    /// Refreshes that ended in `invalid_grant`.
+    /// Grants that ended in `invalid_grant`.
     pub invalid_grant: u64,
-    /// Refreshes that failed transiently (`refresh_failed`).
+    /// Grants that failed transiently (`refresh_failed`).
     pub failed: u64,
+    /// What the coordinator did: callers joined, memo hits, and with Redis
+    /// the leases won, waits, renewals and fallbacks.
+    pub coordinator: CoordinatorStats,
 }
 
 #[derive(Default)]
 struct Counters {
     grants: AtomicU64,
-    joined: AtomicU64,
-    memo_hits: AtomicU64,
     invalid_grant: AtomicU64,
     failed: AtomicU64,
-}
-
-type Outcome = Result<TokenSet, Error>;
-
-/// A refresh token's identity: SHA-256 of it. Never the token itself.
-type TokenKey = [u8; 32];
-
-fn key_of(refresh_token: &str) -> TokenKey {
-    Sha256::digest(refresh_token.as_bytes()).into()
-}
-
-/// A short, non-secret label for logs: the first 8 hex digits of the hash.
-fn label(key: &TokenKey) -> String {
-    key.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
 
 enum Endpoint {
@@ -99,14 +84,17 @@ struct Inner {
     auth: ClientAuth,
     extra: Vec<(String, String)>,
     http: reqwest::Client,
-    /// Refreshes in flight, by token hash.
-    flights: Mutex<HashMap<TokenKey, Arc<OnceCell<Outcome>>>>,
-    /// Finished refreshes (successes and `invalid_grant`), by old-token hash.
-    memo: Cache<TokenKey, Arc<Outcome>>,
+    /// Decides who sends a grant and shares its outcome.
+    coordinator: Arc<dyn RefreshCoordinator>,
     counters: Counters,
 }
 
 /// Exchanges refresh tokens at a token endpoint, single-flight per token.
+///
+/// The single flight is the [`RefreshCoordinator`]'s job: by default one
+/// process ([`InProcessCoordinator`]); with the `redis` feature, every replica
+/// sharing a Redis (`RedisCoordinator`, see
+/// [`RefreshClientBuilder::coordinator`]).
 ///
 /// ```no_run
 /// # async fn example() -> Result<(), keyward_core::Error> {
@@ -145,6 +133,7 @@ pub struct RefreshClientBuilder {
     memo_ttl: Duration,
     memo_entries: u64,
     allow_http: bool,
+    coordinator: Option<Arc<dyn RefreshCoordinator>>,
 }
 
 impl RefreshClient {
@@ -162,6 +151,7 @@ impl RefreshClient {
             memo_ttl: Duration::from_secs(60),
             memo_entries: 10_000,
             allow_http: false,
+            coordinator: None,
         }
     }
 
@@ -171,10 +161,9 @@ impl RefreshClient {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         RefreshStats {
             grants: get(&c.grants),
-            joined: get(&c.joined),
-            memo_hits: get(&c.memo_hits),
             invalid_grant: get(&c.invalid_grant),
             failed: get(&c.failed),
+            coordinator: self.inner.coordinator.stats(),
         }
     }
 
@@ -185,51 +174,17 @@ impl RefreshClient {
     /// (default 60 s) gets that refresh's result without a request. A
     /// transient failure is shared by the callers of that flight, not retried
     /// by each of them; a later call tries again.
+    ///
+    /// The request runs to completion even if this call is cancelled, so the
+    /// other callers still get its outcome.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, Error> {
-        let inner = &self.inner;
-        let key = key_of(refresh_token);
-        if let Some(outcome) = inner.memo.get(&key) {
-            inner.counters.memo_hits.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(token = %label(&key), "refresh answered from the late-arrival memo");
-            return (*outcome).clone();
-        }
-        let (flight, leader) = {
-            let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
-            match flights.get(&key) {
-                Some(flight) => (flight.clone(), false),
-                None => {
-                    let flight = Arc::new(OnceCell::new());
-                    flights.insert(key, flight.clone());
-                    (flight, true)
-                }
-            }
-        };
-        if !leader {
-            inner.counters.joined.fetch_add(1, Ordering::Relaxed);
-        }
-        let outcome = flight
-            .get_or_init(|| async {
-                let outcome = self.grant(refresh_token, &key).await;
-                // Memoise before the flight disappears, so that no caller can
-                // find neither (and send the consumed token again).
-                let memoise = match &outcome {
-                    Ok(_) => true,
-                    Err(e) => e.kind() == ErrorKind::InvalidGrant,
-                };
-                if memoise {
-                    inner.memo.insert(key, Arc::new(outcome.clone()));
-                }
-                outcome
-            })
+        let client = self.clone();
+        let token = Secret::new(refresh_token.to_owned());
+        let grant: OutcomeFuture = Box::pin(async move { client.grant(token.expose()).await });
+        self.inner
+            .coordinator
+            .coordinate(refresh_token, grant)
             .await
-            .clone();
-        if leader {
-            let mut flights = inner.flights.lock().unwrap_or_else(|p| p.into_inner());
-            if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-                flights.remove(&key);
-            }
-        }
-        outcome
     }
 
     async fn endpoint(&self) -> Result<&Url, Error> {
@@ -255,8 +210,9 @@ impl RefreshClient {
             .await
     }
 
-    async fn grant(&self, refresh_token: &str, key: &TokenKey) -> Outcome {
+    async fn grant(&self, refresh_token: &str) -> Outcome {
         let inner = &self.inner;
+        let key = &key_of(refresh_token);
         let url = self.endpoint().await?;
         inner.counters.grants.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(token = %label(key), "refreshing at the token endpoint");
@@ -379,14 +335,25 @@ impl RefreshClientBuilder {
     }
 
     /// How long a finished refresh answers late arrivals (default 60 s).
+    /// Configures the default coordinator; a coordinator given to
+    /// [`coordinator`](Self::coordinator) has its own window.
     pub fn late_arrival_window(mut self, window: Duration) -> Self {
         self.memo_ttl = window;
         self
     }
 
-    /// Most memo entries kept (default 10 000).
+    /// Most memo entries kept (default 10 000), for the default coordinator.
     pub fn late_arrival_capacity(mut self, entries: u64) -> Self {
         self.memo_entries = entries;
+        self
+    }
+
+    /// Who coordinates refreshes (default: an [`InProcessCoordinator`] with
+    /// the late-arrival window and capacity set here). Give every
+    /// `RefreshClient` of a replica set a `RedisCoordinator` on the same Redis
+    /// to single-flight across replicas.
+    pub fn coordinator(mut self, coordinator: impl RefreshCoordinator + 'static) -> Self {
+        self.coordinator = Some(Arc::new(coordinator));
         self
     }
 
@@ -426,11 +393,9 @@ impl RefreshClientBuilder {
                 auth: self.auth,
                 extra: self.extra,
                 http,
-                flights: Mutex::new(HashMap::new()),
-                memo: Cache::builder()
-                    .max_capacity(self.memo_entries)
-                    .time_to_live(self.memo_ttl)
-                    .build(),
+                coordinator: self.coordinator.unwrap_or_else(|| {
+                    Arc::new(InProcessCoordinator::new(self.memo_ttl, self.memo_entries))
+                }),
                 counters: Counters::default(),
             }),
         })

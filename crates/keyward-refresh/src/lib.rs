@@ -37,11 +37,15 @@
 )]
 
 mod client;
+mod coordinator;
 mod policy;
 mod secret;
 mod token_set;
 
 pub use client::{ClientAuth, RefreshClient, RefreshClientBuilder, RefreshStats};
+pub use coordinator::{
+    CoordinatorStats, InProcessCoordinator, Outcome, OutcomeFuture, RefreshCoordinator,
+};
 pub use policy::{is_upgrade, Decision, RefreshPolicy};
 pub use secret::Secret;
 pub use token_set::TokenSet;

@@ -50,7 +50,7 @@ async fn sixty_four_concurrent_refreshes_make_one_request() {
         endpoint.grants()
     );
     assert_eq!(stats.grants, 1);
-    assert_eq!(stats.joined + stats.memo_hits, 63);
+    assert_eq!(stats.coordinator.joined + stats.coordinator.memo_hits, 63);
 
     // a late arrival with the old cookie: same tokens, no request
     let late = client.refresh(&old).await.unwrap();
@@ -228,4 +228,37 @@ async fn timeouts_and_unreachable_endpoints_are_transient() {
         .is_err());
     let debug = format!("{client:?}");
     assert!(!debug.contains("rt\""), "{debug}");
+}
+
+/// A browser that aborts the request which started a refresh must not cancel
+/// the grant: the provider may already have consumed the token, and the other
+/// callers would otherwise send it again (and revoke the family).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_caller_that_started_a_refresh_does_not_cancel_it() {
+    let (_server, endpoint, client) = setup(Duration::from_millis(300)).await;
+    let old = Arc::new(endpoint.new_family());
+    let first = {
+        let (client, old) = (client.clone(), old.clone());
+        tokio::spawn(async move { client.refresh(&old).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = {
+        let (client, old) = (client.clone(), old.clone());
+        tokio::spawn(async move { client.refresh(&old).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    let tokens = second
+        .await
+        .unwrap()
+        .expect("the joined caller gets the grant's tokens");
+    assert_eq!(
+        endpoint.grants(),
+        1,
+        "the grant was neither cancelled nor repeated"
+    );
+    assert_eq!(endpoint.reuse_detected(), 0);
+    assert!(endpoint.family_alive(tokens.refresh_token.expose()));
+    assert_eq!(client.stats().coordinator.joined, 1);
 }
