@@ -39,6 +39,8 @@
 mod client;
 mod coordinator;
 mod policy;
+#[cfg(feature = "redis")]
+mod redis_coordinator;
 mod secret;
 mod token_set;
 
@@ -47,5 +49,7 @@ pub use coordinator::{
     CoordinatorStats, InProcessCoordinator, Outcome, OutcomeFuture, RefreshCoordinator,
 };
 pub use policy::{is_upgrade, Decision, RefreshPolicy};
+#[cfg(feature = "redis")]
+pub use redis_coordinator::{RedisCoordinator, RedisCoordinatorBuilder, WhenRedisUnavailable};
 pub use secret::Secret;
 pub use token_set::TokenSet;
