@@ -11,10 +11,12 @@
 pub mod fixtures;
 mod issuer;
 pub mod oidc;
+pub mod redis;
 mod server;
 mod token_endpoint;
 
 pub use issuer::{unix_now, TestIssuer};
 pub use oidc::OidcProvider;
+pub use redis::{shared_redis_url, RedisServer};
 pub use server::{Handler, Received, Route, TestServer};
 pub use token_endpoint::{Mode, TokenEndpoint};

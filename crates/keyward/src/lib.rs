@@ -65,4 +65,9 @@ pub use keyward_core::{
     Algorithm, Clock, Error, ErrorKind, FixedClock, KeySource, SystemClock, Validation,
 };
 pub use keyward_keys::{RemoteKeySource, RotatingKeySource, StaticKeySource};
-pub use keyward_refresh::{ClientAuth, Decision, RefreshClient, RefreshPolicy, TokenSet};
+pub use keyward_refresh::{
+    ClientAuth, Decision, InProcessCoordinator, RefreshClient, RefreshCoordinator, RefreshPolicy,
+    TokenSet,
+};
+#[cfg(feature = "redis")]
+pub use keyward_refresh::{RedisCoordinator, WhenRedisUnavailable};
