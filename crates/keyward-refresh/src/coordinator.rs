@@ -62,8 +62,7 @@ pub struct CoordinatorStats {
     pub joined: u64,
     /// Callers answered from this process's late-arrival memo.
     pub memo_hits: u64,
-    /// Cross-replica: leases this process won (it sent the grant, or found
-    /// the outcome already decided).
+    /// Cross-replica: leases this process won (and sent the grant).
     pub lease_wins: u64,
     /// Cross-replica: times this process waited for another replica's grant.
     pub lease_waits: u64,
@@ -72,12 +71,9 @@ pub struct CoordinatorStats {
     pub waits_satisfied: u64,
     /// Cross-replica: lease renewals during slow grants.
     pub lease_renewals: u64,
-    /// Cross-replica: leases taken over from a replica that stopped before it
-    /// sent its grant (safe: the token was never presented).
-    pub takeovers: u64,
-    /// Cross-replica: refreshes ended because a replica stopped after sending
-    /// its grant and before storing the outcome (the token is in doubt and is
-    /// not replayed).
+    /// Cross-replica: refreshes ended because the replica that held the
+    /// lease stopped before recording an outcome (its grant may have reached
+    /// the provider, so the token is in doubt and is not replayed).
     pub in_doubt: u64,
     /// Cross-replica: refreshes done with in-process coordination only,
     /// because Redis was unavailable.

@@ -181,7 +181,7 @@ async fn a_token_endpoint_slower_than_the_lease_still_gets_one_grant() {
     assert_eq!(
         replicas
             .iter()
-            .map(|r| r.stats().coordinator.takeovers + r.stats().coordinator.in_doubt)
+            .map(|r| r.stats().coordinator.in_doubt)
             .sum::<u64>(),
         0
     );
@@ -267,8 +267,10 @@ async fn a_transient_failure_is_shared_then_retried() {
     assert_eq!(endpoint.grants(), 2);
 }
 
-/// A winner that stops *after* sending its grant: the token may be consumed.
+/// A winner that stops with its grant on the wire: the token may be consumed.
 /// The others must not replay it; they end the session with `invalid_grant`.
+/// (Without the sent marker, B would take the lapsed lease and replay the
+/// token, and the provider would revoke the family: this test fails then.)
 #[test]
 fn a_replica_that_dies_after_sending_leaves_the_token_in_doubt_and_it_is_not_replayed() {
     let url = shared_redis_url();
@@ -321,36 +323,6 @@ fn a_replica_that_dies_after_sending_leaves_the_token_in_doubt_and_it_is_not_rep
         assert_eq!(endpoint.grants(), 1);
         assert_eq!(endpoint.reuse_detected(), 0);
     });
-}
-
-/// A lease whose holder stopped *before* sending: the token was never
-/// presented, so a waiter takes over and refreshes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_that_dies_before_sending_is_taken_over() {
-    let url = shared_redis_url();
-    let prefix = fresh_prefix();
-    let (server, endpoint) = token_endpoint(Duration::ZERO).await;
-    let old = endpoint.new_family();
-    // the dead replica's lease: no in-doubt marker, lapses in 300 ms
-    let mut conn = redis_conn(url).await;
-    let _: () = redis::cmd("SET")
-        .arg(key_name(&prefix, &old, "lease"))
-        .arg("a-replica-that-died")
-        .arg("PX")
-        .arg(300)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let b = replica(&server, url, &prefix, |b| {
-        b.poll_interval(Duration::from_millis(20))
-    });
-    let tokens = b.refresh(&old).await.unwrap();
-    assert!(tokens.rotated);
-    let s = b.stats();
-    eprintln!("winner died before sending: {s:?}");
-    assert_eq!(s.coordinator.lease_waits, 1);
-    assert_eq!(s.coordinator.takeovers, 1);
-    assert_eq!(endpoint.grants(), 1);
 }
 
 /// Redis dies while replica A's grant is in flight and replica B waits for it.

@@ -1,34 +1,36 @@
 //! Single-flight refreshes across replicas, coordinated on Redis.
 //!
-//! The protocol, per refresh token (all key names derive from the token with
-//! HKDF; the token itself never reaches Redis):
+//! The protocol, per refresh token. Every key name derives from the token
+//! with HKDF (see [`seal`]); the token itself never reaches Redis. Each step is
+//! one Lua script, so each is atomic and costs one round trip.
 //!
-//! 1. **Look**: an outcome stored for this token (another replica refreshed
-//!    it within the late-arrival window) answers at once.
-//! 2. **Lease**: `SET {id}:lease <owner> NX PX <ttl>`. The winner alone may
-//!    send the grant. Before sending it checks for a stored outcome again and
-//!    for an *in-doubt* marker, then — only while its lease is still its own
-//!    (a Lua compare) — writes the marker `{id}:sent`: "a grant is on the
-//!    wire and its outcome is not yet recorded".
-//! 3. **Grant**: while the request is in flight the winner renews its lease
-//!    every third of the TTL (compare-and-`PEXPIRE`), so a slow token
-//!    endpoint never lets a second replica in.
-//! 4. **Store**: one Lua script stores the sealed outcome (see [`seal`]) for
-//!    the late-arrival window (a transient failure only briefly), deletes the
-//!    in-doubt marker and publishes on `{id}:done`; then the lease is released
-//!    (compare-and-delete: never someone else's).
-//! 5. **Wait**: a replica that lost the lease subscribes to `{id}:done`, and
-//!    polls as a fallback, until the outcome appears, the lease disappears, or
-//!    its deadline passes.
+//! 1. **Acquire** (`ACQUIRE`): if an outcome is stored for this token (another
+//!    replica refreshed it within the late-arrival window), it is the answer.
+//!    Otherwise `SET {id}:lease <owner> NX PX <ttl>`. The replica that wins
+//!    the lease, in the same script, writes the *sent marker* `{id}:sent`: "a
+//!    grant for this token may be on the wire and its outcome is not
+//!    recorded". If the marker is already there, a previous lease holder
+//!    stopped without recording an outcome: the token is *in doubt*.
+//! 2. **Grant**: the winner sends the refresh grant and, while it is in
+//!    flight, renews its lease every third of the TTL (compare-and-`PEXPIRE`,
+//!    only its own lease), so a slow token endpoint never lets a second
+//!    replica in.
+//! 3. **Finish** (`FINISH`): store the sealed outcome (for the late-arrival
+//!    window; a transient failure only briefly), delete the sent marker,
+//!    publish on `{id}:done`, and release the lease if it is still this
+//!    replica's (compare-and-delete).
+//! 4. **Wait**: a replica that found the lease taken subscribes to
+//!    `{id}:done` and polls as a fallback until the outcome appears (its
+//!    answer), the lease disappears without one (back to step 1), or its
+//!    deadline passes (`refresh_failed`; it never sends the token itself).
 //!
-//! A winner that dies: its lease lapses after the TTL and a waiter takes the
-//! lease. If the in-doubt marker is absent, the dead winner never sent its
-//! grant, and the new winner sends it (a safe takeover). If the marker is
-//! present, the grant may have reached the provider, whose rotation has then
-//! consumed the token: sending it again would make the provider revoke the
-//! whole token family (and flag theft). The coordinator does not: it ends the
-//! refresh with `invalid_grant` (the session must sign in again) and records
-//! that outcome for the window, so every replica answers the same. See
+//! A winner that dies mid-grant: its lease lapses after the TTL, and the next
+//! replica to acquire it finds the sent marker. The dead replica may or may
+//! not have reached the provider; if it did, the provider's rotation has
+//! consumed the token, and sending it again would make the provider revoke the
+//! whole token family (and flag theft). So there is no takeover: the refresh
+//! ends with `invalid_grant` (the user signs in again), and that outcome is
+//! recorded for the window, so every replica answers the same. See
 //! `docs/refresh.md` for the reasoning and the other failure modes.
 
 mod seal;
@@ -37,7 +39,7 @@ use crate::coordinator::{
     is_final, CoordinatorStats, InProcessCoordinator, Outcome, OutcomeFuture, RefreshCoordinator,
 };
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{AsyncCommands, Client, RedisError, Script};
+use ::redis::{Client, RedisError, Script};
 use aes_gcm::aead::rand_core::RngCore;
 use aes_gcm::aead::OsRng;
 use futures_util::StreamExt;
@@ -181,7 +183,6 @@ struct Counters {
     lease_waits: AtomicU64,
     waits_satisfied: AtomicU64,
     lease_renewals: AtomicU64,
-    takeovers: AtomicU64,
     in_doubt: AtomicU64,
     fallbacks: AtomicU64,
     redis_errors: AtomicU64,
@@ -269,7 +270,6 @@ impl RefreshCoordinator for RedisCoordinator {
             lease_waits: get(&c.lease_waits),
             waits_satisfied: get(&c.waits_satisfied),
             lease_renewals: get(&c.lease_renewals),
-            takeovers: get(&c.takeovers),
             in_doubt: get(&c.in_doubt),
             fallbacks: get(&c.fallbacks),
             redis_errors: get(&c.redis_errors),
@@ -302,28 +302,36 @@ impl Keys {
     }
 }
 
-/// `KEYS[1]` = lease, `ARGV[1]` = owner: delete only our own lease.
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0";
-/// `KEYS[1]` = lease, `ARGV[1]` = owner, `ARGV[2]` = TTL ms: renew only our own.
+/// Step 1. `KEYS` = result, lease, sent marker; `ARGV` = owner, lease TTL ms,
+/// marker TTL ms. Returns `{"outcome", record}`, `{"won"}`, `{"in_doubt"}`
+/// (the lease is ours, the marker was already there) or `{"busy"}`.
+const ACQUIRE: &str = r"
+local stored = redis.call('GET', KEYS[1])
+if stored then return {'outcome', stored} end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'busy'} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'in_doubt'} end
+redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[3])
+return {'won'}";
+/// Step 2. `KEYS[1]` = lease; `ARGV` = owner, TTL ms: renew only our own lease.
 const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0";
-/// `KEYS[1]` = lease, `KEYS[2]` = sent marker, `ARGV[1]` = owner, `ARGV[2]` =
-/// marker TTL ms: mark the grant as sent only while holding the lease (the
-/// fence that keeps a replica whose lease lapsed from sending).
-const MARK_SENT: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-return 1";
-/// `KEYS[1]` = result, `KEYS[2]` = sent marker, `ARGV[1]` = sealed outcome,
-/// `ARGV[2]` = TTL ms, `ARGV[3]` = channel: store, clear the marker, notify.
-const STORE: &str = r"
+/// Step 3. `KEYS` = result, sent marker, lease; `ARGV` = sealed outcome, TTL
+/// ms, channel, owner: store, clear the marker, notify, release our lease.
+const FINISH: &str = r"
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('DEL', KEYS[2])
 redis.call('PUBLISH', ARGV[3], '1')
+if redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
 return 1";
+
+/// What step 1 found.
+enum Acquired {
+    Outcome(Vec<u8>),
+    Won,
+    InDoubt,
+    Busy,
+}
 
 /// Why a wait for another replica ended.
 enum Waited {
@@ -376,44 +384,26 @@ impl Shared {
     async fn across_replicas(&self, secrets: &TokenSecrets, grant: OutcomeFuture) -> Outcome {
         let keys = Keys::new(&self.settings.prefix, secrets);
         let deadline = Instant::now() + self.settings.wait_timeout;
-        let mut conn = self.conn.clone();
-
-        // 1. Another replica may have refreshed this token already.
-        match self.run(conn.get::<_, Option<Vec<u8>>>(&keys.result)).await {
-            Ok(Some(record)) => {
-                bump(&self.counters.waits_satisfied);
-                tracing::debug!(token = %keys.label, "refresh answered by another replica's stored outcome");
-                return secrets.open(&record).unwrap_or_else(|| Err(unreadable()));
-            }
-            Ok(None) => {}
-            Err(e) => return self.unavailable(&keys, grant, e).await,
-        }
-
         let owner = owner_id();
         let mut waited = false;
         loop {
-            // 2. Try to win the lease.
-            let won = self
-                .run(
-                    ::redis::cmd("SET")
-                        .arg(&keys.lease)
-                        .arg(&owner)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(millis(self.settings.lease_ttl))
-                        .query_async::<Option<String>>(&mut conn),
-                )
-                .await;
-            match won {
-                Ok(Some(_)) => {
-                    bump(&self.counters.lease_wins);
-                    return self.lead(&keys, secrets, &owner, grant, waited).await;
+            match self.acquire(&keys, &owner).await {
+                Ok(Acquired::Outcome(record)) => {
+                    bump(&self.counters.waits_satisfied);
+                    tracing::debug!(token = %keys.label, "refresh answered by another replica's outcome");
+                    return secrets.open(&record).unwrap_or_else(|| Err(unreadable()));
                 }
-                Ok(None) => {}
+                Ok(Acquired::Won) => {
+                    bump(&self.counters.lease_wins);
+                    tracing::debug!(token = %keys.label, "won the refresh lease; sending the grant");
+                    return self.lead(&keys, secrets, &owner, grant).await;
+                }
+                Ok(Acquired::InDoubt) => return self.in_doubt(&keys, secrets, &owner).await,
+                Ok(Acquired::Busy) => {}
                 Err(e) if !waited => return self.unavailable(&keys, grant, e).await,
                 Err(e) => return Err(self.lost_contact(&keys, e)),
             }
-            // 5. Another replica holds it: wait for its outcome.
+            // Another replica holds the lease: wait for its outcome.
             if !waited {
                 bump(&self.counters.lease_waits);
                 tracing::debug!(token = %keys.label, "another replica is refreshing this token; waiting");
@@ -437,138 +427,100 @@ impl Shared {
         }
     }
 
-    /// This replica holds the lease: decide whether it may send the grant,
-    /// send it, and publish the outcome.
+    /// Step 1: the stored outcome, or the lease (with the sent marker).
+    async fn acquire(&self, keys: &Keys, owner: &str) -> Result<Acquired, String> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<::redis::Value> = self
+            .run(
+                Script::new(ACQUIRE)
+                    .key(&keys.result)
+                    .key(&keys.lease)
+                    .key(&keys.sent)
+                    .arg(owner)
+                    .arg(millis(self.settings.lease_ttl))
+                    .arg(millis(self.settings.window))
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        match reply.as_slice() {
+            [::redis::Value::BulkString(status), ::redis::Value::BulkString(record)]
+                if status == b"outcome" =>
+            {
+                Ok(Acquired::Outcome(record.clone()))
+            }
+            [::redis::Value::BulkString(status)] => match status.as_slice() {
+                b"won" => Ok(Acquired::Won),
+                b"in_doubt" => Ok(Acquired::InDoubt),
+                b"busy" => Ok(Acquired::Busy),
+                _ => Err("unexpected reply from the acquire script".to_owned()),
+            },
+            _ => Err("unexpected reply from the acquire script".to_owned()),
+        }
+    }
+
+    /// Steps 2 and 3: this replica holds the lease and has set the sent
+    /// marker. Send the grant (renewing the lease), then record the outcome.
     async fn lead(
         &self,
         keys: &Keys,
         secrets: &TokenSecrets,
         owner: &str,
-        grant: OutcomeFuture,
-        took_over: bool,
-    ) -> Outcome {
-        let mut conn = self.conn.clone();
-        let outcome = self
-            .decide_and_grant(keys, secrets, owner, grant, took_over)
-            .await;
-        let released = self
-            .run(
-                Script::new(RELEASE)
-                    .key(&keys.lease)
-                    .arg(owner)
-                    .invoke_async::<i64>(&mut conn),
-            )
-            .await;
-        if let Err(e) = released {
-            tracing::warn!(token = %keys.label, error = %e, "could not release the refresh lease; it lapses after its TTL");
-        }
-        outcome
-    }
-
-    async fn decide_and_grant(
-        &self,
-        keys: &Keys,
-        secrets: &TokenSecrets,
-        owner: &str,
         mut grant: OutcomeFuture,
-        took_over: bool,
     ) -> Outcome {
-        let mut conn = self.conn.clone();
-        let window = millis(self.settings.window);
-        // Between the first look and winning the lease, a previous holder may
-        // have finished, or died after sending its grant.
-        let (stored, sent): (Option<Vec<u8>>, Option<String>) = match self
-            .run(
-                ::redis::pipe()
-                    .get(&keys.result)
-                    .get(&keys.sent)
-                    .query_async(&mut conn),
-            )
-            .await
-        {
-            Ok(found) => found,
-            Err(e) => return Err(self.lost_contact(keys, e)),
-        };
-        if let Some(record) = stored {
-            bump(&self.counters.waits_satisfied);
-            return secrets.open(&record).unwrap_or_else(|| Err(unreadable()));
-        }
-        if sent.is_some() {
-            bump(&self.counters.in_doubt);
-            tracing::warn!(token = %keys.label, "a replica sent this refresh token's grant and stopped before recording the outcome; not replaying it");
-            let outcome: Outcome = Err(Error::new(
-                ErrorKind::InvalidGrant,
-                "the refresh of this token was sent by a replica that stopped before recording the outcome; the provider may have consumed the token, and sending it again would revoke the whole session family, so this session must sign in again",
-            ));
-            let recorded = self
-                .run(
-                    ::redis::cmd("SET")
-                        .arg(&keys.result)
-                        .arg(secrets.seal(&outcome))
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(window)
-                        .query_async::<Option<String>>(&mut conn),
-                )
-                .await;
-            if let Err(e) = recorded {
-                tracing::warn!(token = %keys.label, error = %e, "could not record the in-doubt outcome");
-            }
-            return outcome;
-        }
-        // The fence: mark the grant as sent only while the lease is ours.
-        let marked = self
-            .run(
-                Script::new(MARK_SENT)
-                    .key(&keys.lease)
-                    .key(&keys.sent)
-                    .arg(owner)
-                    .arg(window)
-                    .invoke_async::<i64>(&mut conn),
-            )
-            .await;
-        match marked {
-            Ok(1) => {}
-            Ok(_) => {
-                return Err(refresh_failed(
-                    "this replica's refresh lease lapsed before it could send the grant; not sending it".to_owned(),
-                ))
-            }
-            Err(e) => return Err(self.lost_contact(keys, e)),
-        }
-        if took_over {
-            bump(&self.counters.takeovers);
-            tracing::info!(token = %keys.label, "took over a refresh whose replica stopped before sending it");
-        }
-        tracing::debug!(token = %keys.label, "won the refresh lease; sending the grant");
-
-        // 3. The grant, with the lease renewed while it is in flight.
         let outcome = tokio::select! {
             outcome = &mut grant => outcome,
             never = self.renew(keys, owner) => match never {},
         };
-
-        // 4. Store (sealed), clear the in-doubt marker, notify.
         let ttl = if is_final(&outcome) {
-            window
+            self.settings.window
         } else {
-            millis(self.settings.failure_ttl)
+            self.settings.failure_ttl
         };
-        let stored = self
+        self.finish(keys, secrets, owner, &outcome, ttl).await;
+        outcome
+    }
+
+    /// The lease is ours, but a previous holder left the sent marker: it may
+    /// have reached the provider, so the token is not sent again.
+    async fn in_doubt(&self, keys: &Keys, secrets: &TokenSecrets, owner: &str) -> Outcome {
+        bump(&self.counters.in_doubt);
+        tracing::warn!(token = %keys.label, "a replica stopped after it may have sent this refresh token's grant; not replaying it");
+        let outcome: Outcome = Err(Error::new(
+            ErrorKind::InvalidGrant,
+            "the refresh of this token was started by a replica that stopped before recording the outcome; the provider may have consumed the token, and sending it again would revoke the whole session family, so this session must sign in again",
+        ));
+        self.finish(keys, secrets, owner, &outcome, self.settings.window)
+            .await;
+        outcome
+    }
+
+    /// Step 3: store the sealed outcome, clear the marker, notify, release.
+    async fn finish(
+        &self,
+        keys: &Keys,
+        secrets: &TokenSecrets,
+        owner: &str,
+        outcome: &Outcome,
+        ttl: Duration,
+    ) {
+        let mut conn = self.conn.clone();
+        let finished = self
             .run(
-                Script::new(STORE)
+                Script::new(FINISH)
                     .key(&keys.result)
                     .key(&keys.sent)
-                    .arg(secrets.seal(&outcome))
-                    .arg(ttl)
+                    .key(&keys.lease)
+                    .arg(secrets.seal(outcome))
+                    .arg(millis(ttl))
                     .arg(&keys.channel)
+                    .arg(owner)
                     .invoke_async::<i64>(&mut conn),
             )
             .await;
-        if let Err(e) = stored {
-            tracing::warn!(token = %keys.label, error = %e, "could not store the refresh outcome for the other replicas");
+        if let Err(e) = finished {
+            // The others find the lease lapsed with the marker set: in doubt.
+            tracing::warn!(token = %keys.label, error = %e, "could not record the refresh outcome for the other replicas");
         }
-        outcome
     }
 
     /// Renews the lease every third of its TTL, forever (the caller stops
