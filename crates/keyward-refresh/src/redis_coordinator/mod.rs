@@ -69,7 +69,7 @@ pub enum WhenRedisUnavailable {
 }
 
 /// Settings of a [`RedisCoordinator`]; see [`RedisCoordinator::builder`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RedisCoordinatorBuilder {
     url: String,
     prefix: String,
@@ -81,6 +81,22 @@ pub struct RedisCoordinatorBuilder {
     command_timeout: Duration,
     memo_capacity: u64,
     unavailable: WhenRedisUnavailable,
+}
+
+impl fmt::Debug for RedisCoordinatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the URL: it may carry the Redis password.
+        f.debug_struct("RedisCoordinatorBuilder")
+            .field("key_prefix", &self.prefix)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("poll_interval", &self.poll_interval)
+            .field("late_arrival_window", &self.window)
+            .field("failure_ttl", &self.failure_ttl)
+            .field("command_timeout", &self.command_timeout)
+            .field("when_unavailable", &self.unavailable)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisCoordinatorBuilder {
@@ -636,4 +652,34 @@ fn owner_id() -> String {
     let mut bytes = [0u8; 16];
     OsRng.fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn debug_output_never_shows_the_redis_url_or_its_password() {
+        let builder = RedisCoordinator::builder("redis://:hunter2-SECRET@127.0.0.1:1/");
+        let shown = format!("{builder:?}");
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("redis://"),
+            "{shown}"
+        );
+        let coordinator = builder.build().unwrap();
+        let shown = format!("{coordinator:?}");
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("redis://"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_echoing_it() {
+        let err = RedisCoordinator::builder("nonsense://SECRET@@")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RefreshFailed);
+        assert!(!err.message().contains("SECRET"), "{err}");
+    }
 }
