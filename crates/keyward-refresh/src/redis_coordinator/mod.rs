@@ -1,37 +1,5 @@
-//! Single-flight refreshes across replicas, coordinated on Redis.
-//!
-//! The protocol, per refresh token. Every key name derives from the token
-//! with HKDF (see [`seal`]); the token itself never reaches Redis. Each step is
-//! one Lua script, so each is atomic and costs one round trip.
-//!
-//! 1. **Acquire** (`ACQUIRE`): if an outcome is stored for this token (another
-//!    replica refreshed it within the late-arrival window), it is the answer.
-//!    Otherwise `SET {id}:lease <owner> NX PX <ttl>`. The replica that wins
-//!    the lease, in the same script, writes the *sent marker* `{id}:sent`: "a
-//!    grant for this token may be on the wire and its outcome is not
-//!    recorded". If the marker is already there, a previous lease holder
-//!    stopped without recording an outcome: the token is *in doubt*.
-//! 2. **Grant**: the winner sends the refresh grant and, while it is in
-//!    flight, renews its lease every third of the TTL (compare-and-`PEXPIRE`,
-//!    only its own lease), so a slow token endpoint never lets a second
-//!    replica in.
-//! 3. **Finish** (`FINISH`): store the sealed outcome (for the late-arrival
-//!    window; a transient failure only briefly), delete the sent marker,
-//!    publish on `{id}:done`, and release the lease if it is still this
-//!    replica's (compare-and-delete).
-//! 4. **Wait**: a replica that found the lease taken subscribes to
-//!    `{id}:done` and polls as a fallback until the outcome appears (its
-//!    answer), the lease disappears without one (back to step 1), or its
-//!    deadline passes (`refresh_failed`; it never sends the token itself).
-//!
-//! A winner that dies mid-grant: its lease lapses after the TTL, and the next
-//! replica to acquire it finds the sent marker. The dead replica may or may
-//! not have reached the provider; if it did, the provider's rotation has
-//! consumed the token, and sending it again would make the provider revoke the
-//! whole token family (and flag theft). So there is no takeover: the refresh
-//! ends with `invalid_grant` (the user signs in again), and that outcome is
-//! recorded for the window, so every replica answers the same. See
-//! `docs/refresh.md` for the reasoning and the other failure modes.
+//! Single-flight refreshes across replicas, coordinated on Redis: the
+//! protocol is documented on [`RedisCoordinator`].
 
 mod seal;
 
@@ -220,9 +188,51 @@ struct Shared {
 ///
 /// Concurrent callers within one process are first collapsed by an
 /// [`InProcessCoordinator`]; the one that remains runs the Redis protocol
-/// described in the [module documentation](self). Whoever can read Redis
-/// learns no token: outcomes are sealed with a key derived from the old
-/// refresh token.
+/// below.
+///
+/// # The protocol
+///
+/// Per refresh token. Every key name derives from the token with HKDF (see
+/// *What Redis holds*); the token itself never reaches Redis. Each step is one
+/// Lua script, so each is atomic and costs one round trip.
+///
+/// 1. **Acquire**: if an outcome is stored for this token (another
+///    replica refreshed it within the late-arrival window), it is the answer.
+///    Otherwise `SET {id}:lease <owner> NX PX <ttl>`. The replica that wins
+///    the lease, in the same script, writes the *sent marker* `{id}:sent`: "a
+///    grant for this token may be on the wire and its outcome is not
+///    recorded". If the marker is already there, a previous lease holder
+///    stopped without recording an outcome: the token is *in doubt*.
+/// 2. **Grant**: the winner sends the refresh grant and, while it is in
+///    flight, renews its lease every third of the TTL (compare-and-`PEXPIRE`,
+///    only its own lease), so a slow token endpoint never lets a second
+///    replica in.
+/// 3. **Finish**: store the sealed outcome (for the late-arrival
+///    window; a transient failure only briefly), delete the sent marker,
+///    publish on `{id}:done`, and release the lease if it is still this
+///    replica's (compare-and-delete).
+/// 4. **Wait**: a replica that found the lease taken subscribes to
+///    `{id}:done` and polls as a fallback until the outcome appears (its
+///    answer), the lease disappears without one (back to step 1), or its
+///    deadline passes (`refresh_failed`; it never sends the token itself).
+///
+/// # A winner that dies
+///
+/// A winner that dies mid-grant: its lease lapses after the TTL, and the next
+/// replica to acquire it finds the sent marker. The dead replica may or may
+/// not have reached the provider; if it did, the provider's rotation has
+/// consumed the token, and sending it again would make the provider revoke the
+/// whole token family (and flag theft). So there is no takeover: the refresh
+/// ends with `invalid_grant` (the user signs in again), and that outcome is
+/// recorded for the window, so every replica answers the same. See
+/// `docs/refresh.md` for the reasoning and the other failure modes.
+///
+/// # What Redis holds
+///
+/// Whoever can read Redis learns no token. The outcome is sealed with
+/// AES-256-GCM under a key derived with HKDF-SHA256 from the *old* refresh
+/// token, which Redis never sees; key names come from the same HKDF under
+/// another label. A record that does not open is refused, never trusted.
 ///
 /// ```no_run
 /// # fn example() -> Result<(), keyward_core::Error> {
