@@ -22,6 +22,11 @@ const PER_PROCESS: usize = 16;
 
 type Scenario = fn(&tokio::runtime::Runtime);
 
+/// `[(name, function), ..]` from function names.
+macro_rules! named {
+    ($($f:ident),* $(,)?) => { [$((stringify!($f), $f as Scenario)),*] };
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--replica") {
@@ -33,19 +38,10 @@ fn main() {
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     let selected = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(*f));
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let scenarios: [(&str, Scenario); 3] = [
-        (
-            "four_processes_share_one_grant_at_the_counting_endpoint",
-            counting_endpoint,
-        ),
-        (
-            "four_processes_keep_the_oidc_provider_family_alive",
-            oidc_provider,
-        ),
-        (
-            "control_four_processes_without_redis_revoke_the_family",
-            control_without_redis,
-        ),
+    let scenarios: [(&str, Scenario); 3] = named![
+        four_processes_share_one_grant_at_the_counting_endpoint,
+        four_processes_keep_the_oidc_provider_family_alive,
+        control_four_processes_without_redis_revoke_the_family,
     ];
     let mut ran = 0;
     for (name, scenario) in scenarios {
@@ -157,7 +153,7 @@ fn start_counting_endpoint(runtime: &tokio::runtime::Runtime) -> (TestServer, To
     })
 }
 
-fn counting_endpoint(runtime: &tokio::runtime::Runtime) {
+fn four_processes_share_one_grant_at_the_counting_endpoint(runtime: &tokio::runtime::Runtime) {
     let (server, endpoint) = start_counting_endpoint(runtime);
     let old = endpoint.new_family();
     let reports = run_replicas(&server.url("/token"), "post", "redis", &old);
@@ -178,7 +174,7 @@ fn counting_endpoint(runtime: &tokio::runtime::Runtime) {
     );
 }
 
-fn oidc_provider(runtime: &tokio::runtime::Runtime) {
+fn four_processes_keep_the_oidc_provider_family_alive(runtime: &tokio::runtime::Runtime) {
     let mut provider = runtime.block_on(OidcProvider::start());
     let old = runtime.block_on(provider.refresh_token());
     let token_endpoint = format!("{}/token", provider.issuer);
@@ -205,7 +201,7 @@ fn oidc_provider(runtime: &tokio::runtime::Runtime) {
 /// The same processes with in-process single-flight only: each process sends
 /// its own grant and the provider revokes the family. Shows that the main
 /// scenarios can fail.
-fn control_without_redis(runtime: &tokio::runtime::Runtime) {
+fn control_four_processes_without_redis_revoke_the_family(runtime: &tokio::runtime::Runtime) {
     let (server, endpoint) = start_counting_endpoint(runtime);
     let old = endpoint.new_family();
     let reports = run_replicas(&server.url("/token"), "post", "in-process", &old);
