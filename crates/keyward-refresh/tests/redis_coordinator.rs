@@ -382,7 +382,7 @@ async fn redis_killed_mid_refresh_falls_back_by_default() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_killed_with_the_fail_policy_fails_the_refresh() {
+async fn redis_killed_with_the_fail_policy_fails_the_refresh_until_it_is_back() {
     let mut redis = RedisServer::start();
     let prefix = fresh_prefix();
     let (server, endpoint) = token_endpoint(Duration::ZERO).await;
@@ -399,4 +399,11 @@ async fn redis_killed_with_the_fail_policy_fails_the_refresh() {
     assert!(err.message().contains("Redis is unavailable"), "{err}");
     assert_eq!(endpoint.grants(), 1, "nothing sent without coordination");
     assert_eq!(a.stats().coordinator.fallbacks, 0);
+
+    // Redis comes back (empty): the same coordinator reconnects by itself
+    redis.restart();
+    let again = a.refresh(first.refresh_token.expose()).await.unwrap();
+    assert!(again.rotated);
+    assert_eq!(a.stats().coordinator.lease_wins, 2, "coordinated again");
+    assert_eq!(endpoint.grants(), 2);
 }

@@ -69,6 +69,18 @@ impl RedisServer {
             let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
             listener.local_addr().expect("local addr").port()
         };
+        Self::start_on(port)
+    }
+
+    /// Kills the server (if it runs) and starts a new, empty one on the same
+    /// port: Redis coming back after an outage.
+    pub fn restart(&mut self) {
+        self.kill();
+        // dropping the old value stops its watchdog shell
+        *self = Self::start_on(self.addr.port());
+    }
+
+    fn start_on(port: u16) -> RedisServer {
         let script = format!(
             "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
              --daemonize no --loglevel warning >/dev/null 2>&1 & pid=$!; echo $pid; \
@@ -126,7 +138,9 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.kill();
+        let _ = Command::new("kill")
+            .args(["-9", &self.pid.to_string()])
+            .status();
         let _ = self.watchdog.kill();
         let _ = self.watchdog.wait();
     }
