@@ -156,6 +156,9 @@ impl RedisCoordinatorBuilder {
                 conn,
                 counters: Counters::default(),
                 settings: self,
+                acquire: Script::new(ACQUIRE),
+                renew: Script::new(RENEW),
+                finish: Script::new(FINISH),
             }),
         })
     }
@@ -181,6 +184,10 @@ struct Shared {
     conn: ConnectionManager,
     counters: Counters,
     settings: RedisCoordinatorBuilder,
+    /// The protocol's scripts, hashed once (run by `EVALSHA`).
+    acquire: Script,
+    renew: Script,
+    finish: Script,
 }
 
 /// Coordinates refreshes across every replica that shares a Redis: one grant
@@ -458,7 +465,7 @@ impl Shared {
         let mut conn = self.conn.clone();
         let reply: Vec<::redis::Value> = self
             .run(
-                Script::new(ACQUIRE)
+                self.acquire
                     .key(&keys.result)
                     .key(&keys.lease)
                     .key(&keys.sent)
@@ -532,7 +539,7 @@ impl Shared {
         let mut conn = self.conn.clone();
         let finished = self
             .run(
-                Script::new(FINISH)
+                self.finish
                     .key(&keys.result)
                     .key(&keys.sent)
                     .key(&keys.lease)
@@ -558,7 +565,7 @@ impl Shared {
             tokio::time::sleep(ttl / 3).await;
             let renewed = self
                 .run(
-                    Script::new(RENEW)
+                    self.renew
                         .key(&keys.lease)
                         .arg(owner)
                         .arg(millis(ttl))
