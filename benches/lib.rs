@@ -422,3 +422,18 @@ pub fn keyward_verifier(jwks: &str, backend: keyward_core::Backend) -> keyward_c
             .algorithms(Algorithm::ALL),
     )
 }
+
+/// The `Authenticator` the `authenticate` benches measure: baked keys, no
+/// network; with or without its verified-token cache.
+pub fn keyward_authenticator(jwks: &str, token_cache: bool) -> keyward::Authenticator {
+    let builder = keyward::Authenticator::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .baked_jwks(jwks);
+    let builder = if token_cache {
+        builder
+    } else {
+        builder.no_token_cache()
+    };
+    builder.build().unwrap()
+}

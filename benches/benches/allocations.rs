@@ -3,7 +3,9 @@
 //!
 //! `cargo bench -p keyward-benches --bench allocations`
 
-use keyward_benches::{keyward_verifier, peers, run_ready, workload, Claims, AUDIENCE, ISSUER};
+use keyward_benches::{
+    keyward_authenticator, keyward_verifier, peers, run_ready, workload, Claims,
+};
 use keyward_core::Backend;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use std::alloc::System;
@@ -56,12 +58,7 @@ fn main() {
             cell(s)
         );
     }
-    let auth = keyward::Authenticator::builder()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .baked_jwks(&w.jwks)
-        .build()
-        .unwrap();
+    let auth = keyward_authenticator(&w.jwks, true);
     let options = keyward::AuthenticateOptions {
         include_user_info: false,
     };

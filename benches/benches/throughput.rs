@@ -5,8 +5,8 @@
 //! `cargo bench -p keyward-benches --bench throughput`
 //! (`KEYWARD_BENCH_QUICK=1` for a short smoke run.)
 
-use keyward::{AuthenticateOptions, Authenticator};
-use keyward_benches::{keyward_verifier, run_ready, workload, Claims, AUDIENCE, ISSUER};
+use keyward::AuthenticateOptions;
+use keyward_benches::{keyward_authenticator, keyward_verifier, run_ready, workload, Claims};
 use keyward_core::Backend;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -43,12 +43,7 @@ fn main() {
     let options = AuthenticateOptions {
         include_user_info: false,
     };
-    let auth = Authenticator::builder()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .baked_jwks(&w.jwks)
-        .build()
-        .unwrap();
+    let auth = keyward_authenticator(&w.jwks, true);
     println!(
         "{:<44} {:>14} {:>14} {:>7}",
         "operation", "1 thread/s", "2 threads/s", "ratio"

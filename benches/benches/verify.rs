@@ -5,9 +5,9 @@
 //! `verify_jsonwebtoken_rust_crypto` target (its provider is process-wide).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use keyward::{AuthenticateOptions, Authenticator};
+use keyward::AuthenticateOptions;
 use keyward_benches::{
-    floor, keyward_verifier, peers, run_ready, workload, Claims, AUDIENCE, ISSUER,
+    floor, keyward_authenticator, keyward_verifier, peers, run_ready, workload, Claims,
 };
 use keyward_core::Backend;
 use std::hint::black_box;
@@ -51,19 +51,8 @@ fn verify(c: &mut Criterion) {
     let options = AuthenticateOptions {
         include_user_info: false,
     };
-    let cold = Authenticator::builder()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .baked_jwks(&w.jwks)
-        .no_token_cache()
-        .build()
-        .unwrap();
-    let cached = Authenticator::builder()
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .baked_jwks(&w.jwks)
-        .build()
-        .unwrap();
+    let cold = keyward_authenticator(&w.jwks, false);
+    let cached = keyward_authenticator(&w.jwks, true);
     let mut g = c.benchmark_group("authenticate");
     for case in w
         .cases
