@@ -4,8 +4,10 @@
 mod seal;
 
 use crate::coordinator::{
-    is_final, CoordinatorStats, InProcessCoordinator, Outcome, OutcomeFuture, RefreshCoordinator,
+    is_final, key_of, label, CoordinatorStats, InProcessCoordinator, Outcome, OutcomeFuture,
+    RefreshCoordinator,
 };
+use crate::secret::Secret;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisError, Script};
 use aes_gcm::aead::rand_core::RngCore;
@@ -289,9 +291,15 @@ impl RedisCoordinator {
 impl RefreshCoordinator for RedisCoordinator {
     fn coordinate(&self, refresh_token: &str, grant: OutcomeFuture) -> OutcomeFuture {
         let shared = self.shared.clone();
-        let secrets = TokenSecrets::derive(refresh_token);
-        let across_replicas: OutcomeFuture =
-            Box::pin(async move { shared.across_replicas(&secrets, grant).await });
+        let token = Secret::new(refresh_token.to_owned());
+        // Runs only for the caller that leads the local flight: joiners and
+        // memo hits derive nothing.
+        let across_replicas: OutcomeFuture = Box::pin(async move {
+            let secrets = TokenSecrets::derive(token.expose());
+            let label = label(&key_of(token.expose()));
+            drop(token);
+            shared.across_replicas(&secrets, label, grant).await
+        });
         self.local.coordinate(refresh_token, across_replicas)
     }
 
@@ -318,19 +326,19 @@ struct Keys {
     sent: String,
     result: String,
     channel: String,
-    /// Short non-secret label for logs.
+    /// Short non-secret label for logs, the same as the in-process one.
     label: String,
 }
 
 impl Keys {
-    fn new(prefix: &str, secrets: &TokenSecrets) -> Keys {
+    fn new(prefix: &str, secrets: &TokenSecrets, label: String) -> Keys {
         let base = format!("{prefix}{{{}}}", secrets.id);
         Keys {
             lease: format!("{base}:lease"),
             sent: format!("{base}:sent"),
             result: format!("{base}:result"),
             channel: format!("{base}:done"),
-            label: secrets.id.chars().take(8).collect(),
+            label,
         }
     }
 }
@@ -414,8 +422,13 @@ impl Shared {
         outcome
     }
 
-    async fn across_replicas(&self, secrets: &TokenSecrets, grant: OutcomeFuture) -> Outcome {
-        let keys = Keys::new(&self.settings.prefix, secrets);
+    async fn across_replicas(
+        &self,
+        secrets: &TokenSecrets,
+        label: String,
+        grant: OutcomeFuture,
+    ) -> Outcome {
+        let keys = Keys::new(&self.settings.prefix, secrets, label);
         let deadline = Instant::now() + self.settings.wait_timeout;
         let owner = owner_id();
         let mut waited = false;
