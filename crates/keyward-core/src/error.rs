@@ -65,11 +65,19 @@ pub enum ErrorKind {
     /// The request carries no token at all (no `Authorization: Bearer`, no
     /// session cookie) — distinct from a token that is invalid.
     NoCredentials,
+    /// A builder was given settings that cannot work (a bad URL, no key
+    /// source, an empty baked key set); reported at `build()`, never at the
+    /// first token.
+    InvalidConfiguration,
+    /// The token is bound to a key by its `cnf` claim (RFC 9449 DPoP, RFC
+    /// 8705 mutual TLS) and was presented as a plain bearer token, without
+    /// the proof of possession that must accompany it.
+    SenderConstrainedToken,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 22] = [
+    pub const ALL: [ErrorKind; 24] = [
         ErrorKind::Malformed,
         ErrorKind::UnsupportedAlgorithm,
         ErrorKind::AlgorithmNotAllowed,
@@ -92,6 +100,8 @@ impl ErrorKind {
         ErrorKind::RefreshFailed,
         ErrorKind::InvalidGrant,
         ErrorKind::NoCredentials,
+        ErrorKind::InvalidConfiguration,
+        ErrorKind::SenderConstrainedToken,
     ];
 
     /// The stable snake_case name of this kind, e.g. `"invalid_signature"`.
@@ -124,6 +134,8 @@ impl ErrorKind {
             ErrorKind::RefreshFailed => "refresh_failed",
             ErrorKind::InvalidGrant => "invalid_grant",
             ErrorKind::NoCredentials => "no_credentials",
+            ErrorKind::InvalidConfiguration => "invalid_configuration",
+            ErrorKind::SenderConstrainedToken => "sender_constrained_token",
         }
     }
 }
@@ -271,6 +283,8 @@ mod tests {
                 "refresh_failed",
                 "invalid_grant",
                 "no_credentials",
+                "invalid_configuration",
+                "sender_constrained_token",
             ]
         );
     }
