@@ -50,7 +50,10 @@ usage:
 --jwks takes a JWKS file or an http(s):// JWKS URL; --issuer-discovery finds
 the JWKS from the first --issuer's OpenID configuration instead. verify exits 0 when the token is valid, 1 when it is invalid, 2 on a usage or
 configuration error. Without --alg, every asymmetric algorithm the key
-supports is allowed; HMAC algorithms must be named with --alg. A token that
+supports is allowed (an RSA key without its own alg member is tried with
+all six RSA algorithms, where the library's default is RS256 only; --alg
+RS256 shows what a default Authenticator does); HMAC algorithms must be
+named with --alg. A token that
 names an audience is rejected unless one of them is given with --audience.
 inspect decodes a token WITHOUT verifying it. jwks fetch prints the public
 members of a JWKS (from its URL, or discovered from an issuer) for baking
@@ -290,7 +293,18 @@ fn validation(args: &VerifyArgs) -> Validation {
     for aud in &args.audiences {
         v = v.audience(aud.clone());
     }
-    if !args.algorithms.is_empty() {
+    // The CLI answers "does this key verify this token?": without --alg it
+    // names every asymmetric algorithm explicitly, so a key's own binding
+    // (its JWK "alg", its curve) is the only limit. The library's default
+    // for an RSA key without "alg" is RS256 only.
+    if args.algorithms.is_empty() {
+        v = v.algorithms(
+            Algorithm::ALL
+                .iter()
+                .copied()
+                .filter(|alg| !alg.is_symmetric()),
+        );
+    } else {
         v = v.algorithms(args.algorithms.iter().copied());
     }
     if let Some(leeway) = args.leeway {

@@ -119,7 +119,7 @@ impl Found<'_> {
 
 /// The payload members validation needs, found in one pass that also
 /// rejects duplicate member names at every depth.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Scanned<'a> {
     pub(crate) iss: Found<'a>,
     pub(crate) sub: Found<'a>,
@@ -129,6 +129,10 @@ pub(crate) struct Scanned<'a> {
     pub(crate) iat: Found<'a>,
     pub(crate) azp: Found<'a>,
     pub(crate) client_id: Found<'a>,
+    /// Whether the payload has a non-null `cnf` (confirmation, RFC 7800)
+    /// member: the token is bound to a key (RFC 9449 DPoP `jkt`, RFC 8705
+    /// `x5t#S256`) and is not a bearer token.
+    pub(crate) cnf: bool,
     /// Top-level member names whose value is not `null`.
     pub(crate) present: SeenNames<'a>,
     /// Top-level member names whose value is `null` (rare; kept apart so
@@ -136,7 +140,9 @@ pub(crate) struct Scanned<'a> {
     pub(crate) null: SeenNames<'a>,
 }
 
-pub(crate) struct ScanSeed;
+pub(crate) struct ScanSeed {
+    pub(crate) max_members: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for ScanSeed {
     type Value = Scanned<'de>;
@@ -153,8 +159,27 @@ impl<'de> Visitor<'de> for ScanSeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut scan = Scanned::default();
+        let max_members = self.max_members;
+        let nested = NoDuplicates { max_members };
+        let mut scan = Scanned {
+            iss: Found::Absent,
+            sub: Found::Absent,
+            aud: Found::Absent,
+            exp: Found::Absent,
+            nbf: Found::Absent,
+            iat: Found::Absent,
+            azp: Found::Absent,
+            client_id: Found::Absent,
+            cnf: false,
+            present: SeenNames::new(max_members),
+            null: SeenNames::new(max_members),
+        };
         while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
+            if scan.present.len_total() + scan.null.len_total() >= max_members {
+                return Err(crate::json::own_error(format_args!(
+                    "an object has more than {max_members} members"
+                )));
+            }
             let slot = match &*name {
                 "iss" => Some(&mut scan.iss),
                 "sub" => Some(&mut scan.sub),
@@ -168,11 +193,14 @@ impl<'de> Visitor<'de> for ScanSeed {
             };
             let not_null = match slot {
                 Some(slot) => {
-                    *slot = map.next_value_seed(FoundSeed)?;
+                    *slot = map.next_value_seed(FoundSeed(nested))?;
                     true // a registered claim that is null is Found::Other
                 }
-                None => map.next_value_seed(NullOrOther)?,
+                None => map.next_value_seed(NullOrOther(nested))?,
             };
+            if not_null && name == "cnf" {
+                scan.cnf = true;
+            }
             if not_null {
                 if scan.null.contains(&name) {
                     return Err(duplicate(&name));
@@ -197,7 +225,7 @@ fn duplicate<E: serde::de::Error>(name: &str) -> E {
 }
 
 /// Any value; answers whether it was non-null.
-struct NullOrOther;
+struct NullOrOther(NoDuplicates);
 
 impl<'de> DeserializeSeed<'de> for NullOrOther {
     type Value = bool;
@@ -230,15 +258,16 @@ impl<'de> Visitor<'de> for NullOrOther {
         Ok(true)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
-        NoDuplicates.visit_seq(seq).map(|()| true)
+        self.0.visit_seq(seq).map(|()| true)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
-        NoDuplicates.visit_map(map).map(|()| true)
+        self.0.visit_map(map).map(|()| true)
     }
 }
 
 /// A registered claim's value, classified by type.
-struct FoundSeed;
+#[derive(Clone, Copy)]
+struct FoundSeed(NoDuplicates);
 
 impl<'de> DeserializeSeed<'de> for FoundSeed {
     type Value = Found<'de>;
@@ -276,7 +305,7 @@ impl<'de> Visitor<'de> for FoundSeed {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut strings = Vec::new();
         let mut all_strings = true;
-        while let Some(item) = seq.next_element_seed(FoundSeed)? {
+        while let Some(item) = seq.next_element_seed(self)? {
             match item {
                 Found::Str(s) if all_strings => strings.push(s),
                 _ => all_strings = false,
@@ -289,18 +318,23 @@ impl<'de> Visitor<'de> for FoundSeed {
         })
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        NoDuplicates.visit_map(map).map(|()| Found::Other)
+        self.0.visit_map(map).map(|()| Found::Other)
     }
 }
 
-/// Scans a payload (JSON text). Errors are sanitised `serde_json` errors.
-pub(crate) fn scan(payload: &str) -> Result<Scanned<'_>, serde_json::Error> {
-    crate::json::parse_with(payload, ScanSeed)
+/// Scans a payload (JSON text); no object in it may have more than
+/// `max_members` members. Errors are sanitised `serde_json` errors.
+pub(crate) fn scan(payload: &str, max_members: usize) -> Result<Scanned<'_>, serde_json::Error> {
+    crate::json::parse_with(payload, ScanSeed { max_members })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scan(payload: &str) -> Result<Scanned<'_>, serde_json::Error> {
+        super::scan(payload, crate::json::DEFAULT_MAX_OBJECT_MEMBERS)
+    }
 
     #[test]
     fn finds_registered_claims_by_type() {
@@ -314,8 +348,12 @@ mod tests {
         assert_eq!(s.nbf, Found::Other);
         assert_eq!(s.iat, Found::Str("x".into()));
         assert!(s.sub.is_absent());
-        let present: Vec<&str> = s.present.iter().collect();
-        assert_eq!(present, ["iss", "aud", "exp", "nbf", "iat", "x"]);
+        for name in ["iss", "aud", "exp", "nbf", "iat", "x"] {
+            assert!(s.present.contains(name), "{name}");
+        }
+        assert!(s.null.contains("n") && !s.present.contains("n") && !s.cnf);
+        assert!(scan(r#"{"cnf":{"jkt":"x"}}"#).unwrap().cnf);
+        assert!(!scan(r#"{"cnf":null}"#).unwrap().cnf);
     }
 
     #[test]

@@ -93,9 +93,10 @@ impl Header {
         &self.json
     }
 
-    /// Parses and checks a decoded header.
-    pub(crate) fn parse(json_text: String) -> Result<Header, Error> {
-        let raw = json::parse_with(&json_text, RawHeaderSeed).map_err(|e| {
+    /// Parses and checks a decoded header; no object in it may have more
+    /// than `max_members` members.
+    pub(crate) fn parse(json_text: String, max_members: usize) -> Result<Header, Error> {
+        let raw = json::parse_with(&json_text, RawHeaderSeed { max_members }).map_err(|e| {
             Error::malformed(json::sanitize(&e, "header", "it must be a JSON object"))
         })?;
         let alg_text = raw
@@ -127,8 +128,24 @@ impl fmt::Debug for Header {
     }
 }
 
-/// The header members we act on are the registered names; the extensions
-/// we understand are only `b64` (and only when true).
+/// Header parameter names registered by RFC 7515 §4.1 and RFC 7516 §4.1
+/// (JWS and JWE): a producer must not list them in `crit`.
+const REGISTERED_HEADER_NAMES: [&str; 20] = [
+    "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit", "enc",
+    "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c",
+];
+
+/// The `crit` rules (RFC 7515 §4.1.11, RFC 7797 §6).
+///
+/// The only extension keyward understands is `b64`, and only with the value
+/// `true` (which changes nothing). Everything else a `crit` list can say is
+/// refused:
+/// - `b64: false` (an unencoded payload) → `unsupported_critical_header`;
+/// - an empty list, a name listed twice, a registered header name (which a
+///   producer must not list) or `b64` listed without a `b64` member →
+///   `malformed`: a producer that writes these is broken or probing for a
+///   lenient verifier;
+/// - any other name → `unsupported_critical_header`.
 fn check_critical(crit: Option<&[Str<'_>]>, b64: Option<bool>) -> Result<(), Error> {
     if b64 == Some(false) {
         return Err(Error::new(
@@ -140,16 +157,36 @@ fn check_critical(crit: Option<&[Str<'_>]>, b64: Option<bool>) -> Result<(), Err
     if crit.is_empty() {
         return Err(Error::malformed("the header's \"crit\" list is empty"));
     }
-    for name in crit {
-        if name.0 != "b64" {
-            return Err(Error::new(
-                ErrorKind::UnsupportedCriticalHeader,
-                format!(
-                    "the header marks extension {} as critical, which keyward does not implement",
-                    Error::quote(&name.0)
-                ),
-            ));
+    for (i, name) in crit.iter().enumerate() {
+        let name = &*name.0;
+        if crit.iter().take(i).any(|earlier| earlier.0 == name) {
+            return Err(Error::malformed(format!(
+                "the header's \"crit\" list names {} twice",
+                Error::quote(name)
+            )));
         }
+        if REGISTERED_HEADER_NAMES.contains(&name) {
+            return Err(Error::malformed(format!(
+                "the header's \"crit\" list names {}, a registered header parameter \
+                 that must not be listed there",
+                Error::quote(name)
+            )));
+        }
+        if name == "b64" {
+            if b64.is_none() {
+                return Err(Error::malformed(
+                    "the header's \"crit\" list names \"b64\" but the header has no \"b64\" member",
+                ));
+            }
+            continue;
+        }
+        return Err(Error::new(
+            ErrorKind::UnsupportedCriticalHeader,
+            format!(
+                "the header marks extension {} as critical, which keyward does not implement",
+                Error::quote(name)
+            ),
+        ));
     }
     Ok(())
 }
@@ -164,7 +201,9 @@ struct RawHeader<'a> {
     b64: Option<bool>,
 }
 
-struct RawHeaderSeed;
+struct RawHeaderSeed {
+    max_members: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for RawHeaderSeed {
     type Value = RawHeader<'de>;
@@ -186,8 +225,11 @@ impl<'de> Visitor<'de> for RawHeaderSeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut seen = SeenNames::default();
+        let mut seen = SeenNames::new(self.max_members);
         let mut header = RawHeader::default();
+        let others = NoDuplicates {
+            max_members: self.max_members,
+        };
         while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
             match &*name {
                 "alg" => header.alg = Some(expect_string(&mut map, "alg")?),
@@ -206,7 +248,7 @@ impl<'de> Visitor<'de> for RawHeaderSeed {
                 }
                 // Everything else, including jwk/jku/x5u/x5c, is only checked
                 // for well-formedness and otherwise ignored.
-                _ => map.next_value_seed(NoDuplicates)?,
+                _ => map.next_value_seed(others)?,
             }
             seen.insert(name)?;
         }
@@ -243,7 +285,7 @@ mod tests {
     use super::*;
 
     fn parse(json: &str) -> Result<Header, Error> {
-        Header::parse(json.to_owned())
+        Header::parse(json.to_owned(), json::DEFAULT_MAX_OBJECT_MEMBERS)
     }
 
     #[test]
@@ -313,6 +355,49 @@ mod tests {
         let err = parse(r#"{"alg":"RS256","b64":false}"#).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::UnsupportedCriticalHeader);
         assert!(parse(r#"{"alg":"RS256","crit":["b64"],"b64":true}"#).is_ok());
+    }
+
+    #[test]
+    fn crit_edge_cases_reject() {
+        for (bad, kind) in [
+            (r#"{"alg":"RS256","crit":[]}"#, ErrorKind::Malformed),
+            (r#"{"alg":"RS256","crit":["b64"]}"#, ErrorKind::Malformed),
+            (
+                r#"{"alg":"RS256","crit":["b64","b64"],"b64":true}"#,
+                ErrorKind::Malformed,
+            ),
+            (r#"{"alg":"RS256","crit":["alg"]}"#, ErrorKind::Malformed),
+            (
+                r#"{"alg":"RS256","crit":["kid"],"kid":"k"}"#,
+                ErrorKind::Malformed,
+            ),
+            (
+                r#"{"alg":"RS256","crit":["x5t#S256"]}"#,
+                ErrorKind::Malformed,
+            ),
+            (r#"{"alg":"RS256","crit":["crit"]}"#, ErrorKind::Malformed),
+            (
+                r#"{"alg":"RS256","crit":["b64","exp"],"b64":true,"exp":1}"#,
+                ErrorKind::UnsupportedCriticalHeader,
+            ),
+            (
+                r#"{"alg":"RS256","crit":["http://x/y"],"http://x/y":1}"#,
+                ErrorKind::UnsupportedCriticalHeader,
+            ),
+        ] {
+            assert_eq!(parse(bad).unwrap_err().kind(), kind, "{bad}");
+        }
+    }
+
+    #[test]
+    fn member_cap_applies_to_the_header() {
+        let members: Vec<String> = (0..600).map(|i| format!("\"m{i}\":0")).collect();
+        let bomb = format!("{{\"alg\":\"ES256\",{}}}", members.join(","));
+        let err = parse(&bomb).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Malformed);
+        assert!(err.message().contains("more than 512 members"), "{err}");
+        let nested = format!("{{\"alg\":\"ES256\",\"x\":{{{}}}}}", members.join(","));
+        assert!(parse(&nested).is_err());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! signed document says; RFC 7519 §4 allows rejecting them and keyward does,
 //! at every depth. `serde_json` keeps the last duplicate silently, so this
 //! module walks every object with [`NoDuplicates`] and remembers the member
-//! names it has seen (borrowed from the input when they have no escapes).
+//! names it has seen (borrowed from the input when they have no escapes),
+//! in linear time ([`SeenNames`]), with a cap on the members of one object.
 //!
 //! Depth is bounded by `serde_json`'s recursion limit (128), which applies to
 //! these visitors too: deeply nested input is an error, never a stack
@@ -14,6 +15,7 @@
 use crate::error::Error;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 /// Marker at the start of the messages this module produces itself, so that
@@ -65,76 +67,118 @@ impl<'de> de::Deserialize<'de> for Str<'de> {
     }
 }
 
-/// How many member names of one object are kept without allocating.
+/// How many member names of one object are compared linearly, without
+/// allocating; past that the names move into a hash set.
 const INLINE_NAMES: usize = 16;
 
-/// Remembers the member names of one object and rejects a repeat.
+/// Default cap on the members of one JSON object (header, payload, nested
+/// claim objects, JWKs): see [`crate::Validation::max_object_members`].
+pub const DEFAULT_MAX_OBJECT_MEMBERS: usize = 512;
+
+/// Remembers the member names of one object and rejects a repeat, in
+/// linear time whatever the input.
 ///
-/// Names borrowed from the input (no escapes) are kept in a fixed array, so
-/// typical objects cost no allocation; escaped or surplus names spill into a
-/// vector.
+/// Threat addressed: hash-free duplicate detection is quadratic: a 32 KiB
+/// header of ~3,500 two-character members costs ~6 M string comparisons
+/// before any key is looked up, which lets anonymous clients burn the CPU.
+/// Here the first [`INLINE_NAMES`] names borrowed from the input are kept in
+/// a fixed array (typical objects: no allocation, at most 16 comparisons per
+/// name); past that, or for an escaped name, every name moves into a
+/// `HashSet` with std's randomly keyed SipHash (no attacker-chosen
+/// collisions), so each insert costs O(1) expected. An object with more than
+/// `max_members` members is an error, so the set's size is bounded too.
 pub(crate) struct SeenNames<'a> {
-    inline: [&'a str; INLINE_NAMES],
-    len: usize,
-    spill: Vec<Cow<'a, str>>,
+    names: Names<'a>,
+    count: usize,
+    max_members: usize,
 }
 
-impl Default for SeenNames<'_> {
-    fn default() -> Self {
-        SeenNames {
-            inline: [""; INLINE_NAMES],
-            len: 0,
-            spill: Vec::new(),
-        }
-    }
+enum Names<'a> {
+    Inline {
+        names: [&'a str; INLINE_NAMES],
+        len: usize,
+    },
+    Hashed(HashSet<Cow<'a, str>>),
 }
 
 impl fmt::Debug for SeenNames<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
+        f.debug_struct("SeenNames")
+            .field("count", &self.count)
+            .finish_non_exhaustive()
     }
 }
 
 impl<'a> SeenNames<'a> {
-    /// Records `name`; a duplicate is a deserialisation error.
+    /// An empty set for one object of at most `max_members` members.
+    pub(crate) fn new(max_members: usize) -> Self {
+        SeenNames {
+            names: Names::Inline {
+                names: [""; INLINE_NAMES],
+                len: 0,
+            },
+            count: 0,
+            max_members,
+        }
+    }
+
+    /// Records `name`; a duplicate, or one member too many, is a
+    /// deserialisation error.
     pub(crate) fn insert<E: de::Error>(&mut self, name: Cow<'a, str>) -> Result<(), E> {
+        if self.count >= self.max_members {
+            return Err(own_error(format_args!(
+                "an object has more than {} members",
+                self.max_members
+            )));
+        }
         if self.contains(&name) {
             return Err(own_error(format_args!(
                 "duplicate member name {}",
                 Error::quote(&name)
             )));
         }
-        match name {
-            Cow::Borrowed(borrowed) if self.len < INLINE_NAMES => {
-                if let Some(slot) = self.inline.get_mut(self.len) {
+        self.count += 1;
+        match (&mut self.names, name) {
+            (Names::Inline { names, len }, Cow::Borrowed(borrowed)) if *len < INLINE_NAMES => {
+                if let Some(slot) = names.get_mut(*len) {
                     *slot = borrowed;
-                    self.len += 1;
+                    *len += 1;
                 }
             }
-            other => self.spill.push(other),
+            (Names::Hashed(set), name) => {
+                set.insert(name);
+            }
+            (Names::Inline { names, len }, name) => {
+                let mut set: HashSet<Cow<'a, str>> =
+                    names.iter().take(*len).map(|n| Cow::Borrowed(*n)).collect();
+                set.insert(name);
+                self.names = Names::Hashed(set);
+            }
         }
         Ok(())
     }
 
     /// Whether `name` was seen.
     pub(crate) fn contains(&self, name: &str) -> bool {
-        self.iter().any(|seen| seen == name)
+        match &self.names {
+            Names::Inline { names, len } => names.iter().take(*len).any(|seen| *seen == name),
+            Names::Hashed(set) => set.contains(name),
+        }
     }
 
-    /// The names seen, inline ones first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
-        self.inline
-            .iter()
-            .take(self.len)
-            .copied()
-            .chain(self.spill.iter().map(|c| &**c))
+    /// How many names were recorded.
+    pub(crate) fn len_total(&self) -> usize {
+        self.count
     }
 }
 
 /// A seed that accepts any JSON value and rejects duplicate member names in
-/// every object it contains.
+/// every object it contains, and objects of more than `max_members`
+/// members.
 #[derive(Clone, Copy)]
-pub(crate) struct NoDuplicates;
+pub(crate) struct NoDuplicates {
+    pub(crate) max_members: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for NoDuplicates {
     type Value = ();
@@ -168,14 +212,14 @@ impl<'de> Visitor<'de> for NoDuplicates {
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(NoDuplicates)?.is_some() {}
+        while seq.next_element_seed(self)?.is_some() {}
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = SeenNames::default();
+        let mut seen = SeenNames::new(self.max_members);
         while let Some(Str(name)) = map.next_key::<Str<'de>>()? {
             seen.insert(name)?;
-            map.next_value_seed(NoDuplicates)?;
+            map.next_value_seed(self)?;
         }
         Ok(())
     }
@@ -193,14 +237,55 @@ pub(crate) fn parse_with<'de, S: DeserializeSeed<'de>>(
     Ok(value)
 }
 
-/// Checks that `input` is one JSON value with no duplicate member names.
-pub(crate) fn check_no_duplicates(input: &str) -> Result<(), serde_json::Error> {
-    parse_with(input, NoDuplicates)
+/// Checks that `input` is one JSON value with no duplicate member names
+/// and no object of more than `max_members` members.
+pub(crate) fn check_no_duplicates(
+    input: &str,
+    max_members: usize,
+) -> Result<(), serde_json::Error> {
+    parse_with(input, NoDuplicates { max_members })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check_no_duplicates(input: &str) -> Result<(), serde_json::Error> {
+        super::check_no_duplicates(input, DEFAULT_MAX_OBJECT_MEMBERS)
+    }
+
+    #[test]
+    fn member_cap_is_exact() {
+        let doc = |n: usize| {
+            let names: Vec<String> = (0..n).map(|i| format!("\"k{i}\":0")).collect();
+            format!("{{\"outer\":{{{}}}}}", names.join(","))
+        };
+        assert!(super::check_no_duplicates(&doc(40), 40).is_ok());
+        let err = super::check_no_duplicates(&doc(41), 40).unwrap_err();
+        assert!(err.to_string().contains("more than 40 members"), "{err}");
+        // at the default cap, and one past it
+        assert!(check_no_duplicates(&doc(DEFAULT_MAX_OBJECT_MEMBERS)).is_ok());
+        assert!(check_no_duplicates(&doc(DEFAULT_MAX_OBJECT_MEMBERS + 1)).is_err());
+    }
+
+    #[test]
+    fn many_names_are_hashed_and_still_compared_exactly() {
+        let mut seen = SeenNames::new(10_000);
+        let names: Vec<String> = (0..5_000).map(|i| format!("n{i}")).collect();
+        for name in &names {
+            seen.insert::<serde_json::Error>(Cow::Borrowed(name))
+                .unwrap();
+        }
+        assert_eq!(seen.len_total(), 5_000);
+        assert!(matches!(seen.names, Names::Hashed(_)));
+        assert!(seen.contains("n0") && seen.contains("n4999") && !seen.contains("n5000"));
+        assert!(seen
+            .insert::<serde_json::Error>(Cow::Owned("n15".into()))
+            .is_err());
+        assert!(seen
+            .insert::<serde_json::Error>(Cow::Borrowed("n4999"))
+            .is_err());
+    }
 
     #[test]
     fn duplicates_rejected_at_every_depth() {

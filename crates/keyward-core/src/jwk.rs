@@ -24,7 +24,7 @@
 //!   moduli — here, not in a backend, so every backend refuses the same keys.
 
 use crate::algorithm::{Algorithm, KeyFamily};
-use crate::backend::{Backend, KeyMaterial, NativeKey};
+use crate::backend::{is_non_canonical_ed25519, Backend, KeyMaterial, NativeKey};
 use crate::base64url;
 use crate::error::{Error, ErrorKind};
 use crate::json;
@@ -67,7 +67,7 @@ impl Jwk {
 
     /// Parses one JWK with the given backend.
     pub fn parse_with(json_text: &str, backend: Backend) -> Result<Jwk, Error> {
-        json::check_no_duplicates(json_text)
+        json::check_no_duplicates(json_text, json::DEFAULT_MAX_OBJECT_MEMBERS)
             .map_err(|e| Error::malformed(json::sanitize(&e, "JWK", "it must be a JSON object")))?;
         let raw: RawJwk<'_> = serde_json::from_str(json_text)
             .map_err(|e| Error::malformed(describe_member_error(&e)))?;
@@ -89,10 +89,36 @@ impl Jwk {
         self.family
     }
 
-    /// Whether this key may verify `alg`: same family, and the JWK's `alg`
-    /// (if any) is `alg`.
+    /// Whether this key may verify `alg` under the default rules: same
+    /// family, and the JWK's `alg` (if any) is `alg`; an RSA key without
+    /// `alg` verifies RS256 only (see [`Jwk::admits`]).
     pub fn supports(&self, alg: Algorithm) -> bool {
-        alg.family() == self.family && self.alg.is_none_or(|bound| bound == alg)
+        self.admits(alg, None)
+    }
+
+    /// Whether this key may verify `alg` when the caller's algorithm
+    /// allowlist is `explicit` (`None`: the default allowlist).
+    ///
+    /// One key, one algorithm (RFC 8725 §3.1). A JWK with `alg` verifies
+    /// that algorithm only. EC and OKP keys are bound to one algorithm by
+    /// their curve. An RSA key without `alg` could verify six (RS256/384/512,
+    /// PS256/384/512); it verifies **RS256 only**, the algorithm every
+    /// OpenID provider must support (OIDC Core §15.1) and what IdPs whose
+    /// JWKS omit `alg` (Azure AD / Entra ID, Google's older sets) sign with,
+    /// unless the caller names the others in `Validation::algorithms`.
+    /// Threat addressed: a signature made with one algorithm is never
+    /// checked under another scheme with the same key.
+    pub fn admits(&self, alg: Algorithm, explicit: Option<&[Algorithm]>) -> bool {
+        if alg.family() != self.family {
+            return false;
+        }
+        match self.alg {
+            Some(bound) => bound == alg,
+            None if self.family == KeyFamily::Rsa => {
+                alg == Algorithm::RS256 || explicit.is_some_and(|list| list.contains(&alg))
+            }
+            None => true,
+        }
     }
 
     /// The exact signature length `alg` produces with this key.
@@ -271,6 +297,17 @@ impl KeySet {
             .filter_map(|&i| self.inner.keys.get(i))
     }
 
+    /// The usable keys with exactly this `kid`, with their index in
+    /// [`KeySet::keys`].
+    pub(crate) fn find_indexed(&self, kid: &str) -> impl Iterator<Item = (usize, &Jwk)> {
+        self.inner
+            .by_kid
+            .get(kid)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| self.inner.keys.get(i).map(|key| (i, key)))
+    }
+
     /// Whether two handles share the same loaded keys.
     pub fn ptr_eq(&self, other: &KeySet) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
@@ -367,15 +404,6 @@ fn bit_length(be: &[u8]) -> usize {
         Some(i) => (be.len() - i) * 8 - be.get(i).map_or(0, |b| b.leading_zeros() as usize),
         None => 0,
     }
-}
-
-/// Whether the encoded y-coordinate is not below p = 2^255 - 19.
-fn is_non_canonical_ed25519(enc: &[u8; 32]) -> bool {
-    let (first, rest) = enc.split_at(1);
-    let (middle, last) = rest.split_at(30);
-    first.first().is_some_and(|&b| b >= 0xed)
-        && middle.iter().all(|&b| b == 0xff)
-        && last.first().is_some_and(|&b| b & 0x7f == 0x7f)
 }
 
 impl RawJwk<'_> {

@@ -67,5 +67,5 @@ pub use error::{Error, ErrorKind};
 pub use header::Header;
 pub use jwk::{Jwk, KeySet, SkippedKey};
 pub use key_source::{KeyQuery, KeySource};
-pub use validation::{Clock, FixedClock, SystemClock, Validation};
+pub use validation::{BoundTokens, Clock, FixedClock, SystemClock, Validation};
 pub use verifier::{decode_unverified, VerifiedToken, Verifier};

@@ -5,7 +5,8 @@
 //! listed explicitly); `exp` required; `nbf` checked when present; 60 s
 //! leeway; a token with an `aud` is rejected unless an accepted audience is
 //! configured (RFC 7519 §4.1.3) or any audience is accepted explicitly;
-//! tokens up to 32 KiB.
+//! tokens up to 32 KiB; objects of at most 512 members; sender-constrained
+//! tokens (`cnf`) refused.
 
 use crate::algorithm::Algorithm;
 use crate::claims::{Found, Scanned};
@@ -20,6 +21,28 @@ pub const DEFAULT_MAX_TOKEN_SIZE: usize = 32 * 1024;
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// Default number of keys tried for a token without `kid`.
 pub const DEFAULT_MAX_KIDLESS_CANDIDATES: usize = 4;
+
+/// What to do with a token bound to a key by its `cnf` claim (RFC 7800):
+/// a DPoP-bound token (`cnf.jkt`, RFC 9449) or a certificate-bound one
+/// (`cnf["x5t#S256"]`, RFC 8705).
+///
+/// Threat addressed: downgrade. A sender-constrained token is worthless to
+/// a thief only if every resource server insists on the proof of possession
+/// (a DPoP proof, the TLS client certificate). A verifier that accepts it as
+/// a plain bearer token turns a stolen bound token back into a usable one.
+/// The verifier sees only the token, not the proof, so by default it
+/// refuses bound tokens with `sender_constrained_token`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BoundTokens {
+    /// Refuse tokens carrying `cnf` (the default).
+    #[default]
+    Reject,
+    /// Accept them: the caller checks the proof of possession against the
+    /// token's `cnf` itself, before acting on the token. (keyward's own
+    /// DPoP and mutual-TLS checks will plug in here.)
+    CallerChecksBinding,
+}
 
 /// The source of "now" for time-claim checks.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -84,6 +107,8 @@ pub struct Validation {
     client_ids: Vec<String>,
     max_token_size: usize,
     max_kidless_candidates: usize,
+    max_object_members: usize,
+    bound_tokens: BoundTokens,
 }
 
 impl Default for Validation {
@@ -102,6 +127,8 @@ impl Default for Validation {
             client_ids: Vec::new(),
             max_token_size: DEFAULT_MAX_TOKEN_SIZE,
             max_kidless_candidates: DEFAULT_MAX_KIDLESS_CANDIDATES,
+            max_object_members: crate::json::DEFAULT_MAX_OBJECT_MEMBERS,
+            bound_tokens: BoundTokens::Reject,
         }
     }
 }
@@ -212,6 +239,31 @@ impl Validation {
         self
     }
 
+    /// Most members one JSON object of the token may have — the header,
+    /// the payload and every object nested in them (default 512). A token
+    /// with a larger object is `malformed`. Duplicate detection is linear
+    /// in any case; the cap bounds the memory it takes.
+    pub fn max_object_members(mut self, members: usize) -> Self {
+        self.max_object_members = members;
+        self
+    }
+
+    /// What to do with sender-constrained tokens (`cnf`); default
+    /// [`BoundTokens::Reject`].
+    pub fn bound_tokens(mut self, policy: BoundTokens) -> Self {
+        self.bound_tokens = policy;
+        self
+    }
+
+    /// The algorithms listed with [`Validation::algorithms`], if any.
+    pub(crate) fn explicit_algorithms(&self) -> Option<&[Algorithm]> {
+        self.algorithms.as_deref()
+    }
+
+    pub(crate) fn object_members(&self) -> usize {
+        self.max_object_members
+    }
+
     pub(crate) fn max_token_bytes(&self) -> usize {
         self.max_token_size
     }
@@ -264,28 +316,8 @@ impl Validation {
         if exp.is_none() && self.require_exp {
             return Err(Error::missing_claim("exp"));
         }
-        self.check_time_window(exp, number(&claims.nbf, "nbf")?, now)?;
-        let now = now as f64;
-        let leeway = self.leeway as f64;
         let iat = number(&claims.iat, "iat")?;
-        if let Some(max_age) = self.max_age {
-            let iat = iat.ok_or_else(|| Error::missing_claim("iat"))?;
-            if iat > now + leeway {
-                return Err(Error::new(
-                    ErrorKind::NotYetValid,
-                    "the token was issued in the future",
-                ));
-            }
-            if now - iat > max_age as f64 + leeway {
-                return Err(Error::new(
-                    ErrorKind::TooOld,
-                    format!(
-                        "the token was issued {} s ago, more than the maximum age of {max_age} s",
-                        (now - iat).floor()
-                    ),
-                ));
-            }
-        }
+        self.check_time_claims(exp, number(&claims.nbf, "nbf")?, iat, now)?;
 
         let iss = string(&claims.iss, "iss")?;
         if !self.issuers.is_empty() {
@@ -327,6 +359,13 @@ impl Validation {
                 return Err(Error::missing_claim(claim));
             }
         }
+        if claims.cnf && self.bound_tokens == BoundTokens::Reject {
+            return Err(Error::new(
+                ErrorKind::SenderConstrainedToken,
+                "the token is bound to a key (cnf) and must be presented with its proof of \
+                 possession (DPoP or a client certificate), not as a bearer token",
+            ));
+        }
         Ok(())
     }
 
@@ -362,6 +401,61 @@ impl Validation {
             }
         }
         Ok(())
+    }
+
+    /// Checks every time rule — `exp`, `nbf`, and with a maximum age `iat`
+    /// (present, not in the future, not older than the maximum age) —
+    /// against `now`, with this validation's leeway. The same function
+    /// serves verification and the hits of caches of verified tokens, so a
+    /// cached token is never accepted where a fresh one would not be.
+    pub fn check_time_claims(
+        &self,
+        exp: Option<f64>,
+        nbf: Option<f64>,
+        iat: Option<f64>,
+        now: u64,
+    ) -> Result<(), Error> {
+        self.check_time_window(exp, nbf, now)?;
+        let Some(max_age) = self.max_age else {
+            return Ok(());
+        };
+        let now = now as f64;
+        let leeway = self.leeway as f64;
+        let iat = iat.ok_or_else(|| Error::missing_claim("iat"))?;
+        if iat > now + leeway {
+            return Err(Error::new(
+                ErrorKind::NotYetValid,
+                "the token was issued in the future",
+            ));
+        }
+        if now - iat > max_age as f64 + leeway {
+            return Err(Error::new(
+                ErrorKind::TooOld,
+                format!(
+                    "the token was issued {} s ago, more than the maximum age of {max_age} s",
+                    (now - iat).floor()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The last instant (seconds since the epoch) at which a token with
+    /// these `exp` and `iat` can still pass [`Validation::check_time_claims`]:
+    /// the earliest of `exp` and `iat` + maximum age, plus the leeway;
+    /// `None` when neither bounds it (no `exp` required and none given, no
+    /// maximum age).
+    pub fn valid_until(&self, exp: Option<f64>, iat: Option<f64>) -> Option<f64> {
+        let leeway = self.leeway as f64;
+        let by_exp = exp.map(|exp| exp + leeway);
+        let by_age = match (self.max_age, iat) {
+            (Some(max_age), Some(iat)) => Some(iat + max_age as f64 + leeway),
+            _ => None,
+        };
+        match (by_exp, by_age) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The clock-skew allowance.
@@ -430,7 +524,7 @@ mod tests {
     const NOW: u64 = 1_700_000_000;
 
     fn check(v: &Validation, payload: &str) -> Result<(), ErrorKind> {
-        let s = scan(payload).unwrap();
+        let s = scan(payload, 512).unwrap();
         v.check_claims(&s, NOW).map_err(|e| e.kind())
     }
 
@@ -576,7 +670,8 @@ mod tests {
 
     #[test]
     fn typ_compares_as_media_type() {
-        let h = |typ: &str| Header::parse(format!(r#"{{"alg":"ES256","typ":"{typ}"}}"#)).unwrap();
+        let h =
+            |typ: &str| Header::parse(format!(r#"{{"alg":"ES256","typ":"{typ}"}}"#), 512).unwrap();
         let v = Validation::new().typ("at+jwt");
         assert!(v.check_header(&h("at+jwt")).is_ok());
         assert!(v.check_header(&h("AT+JWT")).is_ok());
@@ -590,7 +685,7 @@ mod tests {
             v.check_header(&h("text/at+jwt")).unwrap_err().kind(),
             ErrorKind::InvalidType
         );
-        let none = Header::parse(r#"{"alg":"ES256"}"#.to_owned()).unwrap();
+        let none = Header::parse(r#"{"alg":"ES256"}"#.to_owned(), 512).unwrap();
         assert_eq!(
             v.check_header(&none).unwrap_err().kind(),
             ErrorKind::InvalidType
@@ -599,7 +694,7 @@ mod tests {
 
     #[test]
     fn algorithm_allowlist() {
-        let h = |alg: &str| Header::parse(format!(r#"{{"alg":"{alg}"}}"#)).unwrap();
+        let h = |alg: &str| Header::parse(format!(r#"{{"alg":"{alg}"}}"#), 512).unwrap();
         let v = Validation::new();
         assert!(v.check_header(&h("RS256")).is_ok());
         assert!(v.check_header(&h("EdDSA")).is_ok());

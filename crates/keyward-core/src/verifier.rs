@@ -34,6 +34,8 @@ pub struct VerifiedToken<C> {
     header: Header,
     claims: C,
     claims_json: String,
+    key_set: KeySet,
+    key_index: usize,
 }
 
 impl<C> VerifiedToken<C> {
@@ -56,6 +58,13 @@ impl<C> VerifiedToken<C> {
     /// model does not cover.
     pub fn claims_json(&self) -> &str {
         &self.claims_json
+    }
+
+    /// The key whose signature check succeeded. For a token without `kid`
+    /// this tells which key of the set verified it (caches of verified
+    /// tokens use it to notice when that key is withdrawn).
+    pub fn key(&self) -> Option<&Jwk> {
+        self.key_set.keys().get(self.key_index)
     }
 
     /// Splits into header, typed claims and payload JSON.
@@ -213,7 +222,10 @@ impl<'t> Parsed<'t> {
         let signing_input = token
             .get(..header.len() + 1 + payload.len())
             .ok_or_else(|| Error::malformed("the token is not a compact JWS"))?;
-        let header = Header::parse(utf8(base64url::decode_vec(header, "header")?, "header")?)?;
+        let header = Header::parse(
+            utf8(base64url::decode_vec(header, "header")?, "header")?,
+            validation.object_members(),
+        )?;
         Ok(Parsed {
             header,
             signing_input,
@@ -239,7 +251,7 @@ impl<'t> Parsed<'t> {
         validation: &Validation,
         now: u64,
     ) -> Result<VerifiedToken<C>, Error> {
-        verify_signature(
+        let key_index = verify_signature(
             keys,
             &self.header,
             self.signing_input,
@@ -247,7 +259,7 @@ impl<'t> Parsed<'t> {
             validation,
         )?;
         let claims_json = self.payload_json()?;
-        let scanned = claims::scan(&claims_json).map_err(|e| {
+        let scanned = claims::scan(&claims_json, validation.object_members()).map_err(|e| {
             Error::malformed(json::sanitize(&e, "payload", "it must be a JSON object"))
         })?;
         validation.check_claims(&scanned, now)?;
@@ -263,12 +275,20 @@ impl<'t> Parsed<'t> {
             header: self.header,
             claims,
             claims_json,
+            key_set: keys.clone(),
+            key_index,
         })
     }
 }
 
-/// Why one candidate key could not be used, if it could not.
-fn usable(key: &Jwk, alg: Algorithm) -> Result<(), Error> {
+/// Why one candidate key could not be used, if it could not. The message
+/// is only built on failure.
+fn usable(key: &Jwk, alg: Algorithm, validation: &Validation) -> Result<(), Error> {
+    let admitted = key.admits(alg, validation.explicit_algorithms());
+    let strong = !alg.is_symmetric() || key.secret_len() >= alg.hash_len();
+    if admitted && strong {
+        return Ok(());
+    }
     let kid = key
         .kid()
         .map_or_else(|| "(no kid)".to_owned(), Error::quote);
@@ -289,25 +309,33 @@ fn usable(key: &Jwk, alg: Algorithm) -> Result<(), Error> {
             ));
         }
     }
-    if alg.is_symmetric() && key.secret_len() < alg.hash_len() {
+    if !admitted {
         return Err(Error::new(
-            ErrorKind::WeakKey,
+            ErrorKind::AlgorithmNotAllowed,
             format!(
-                "key {kid} is too short for {alg} (needs {} bytes)",
-                alg.hash_len()
+                "key {kid} has no \"alg\"; an RSA key without \"alg\" verifies RS256 only, \
+                 unless Validation::algorithms lists {alg}"
             ),
         ));
     }
-    Ok(())
+    Err(Error::new(
+        ErrorKind::WeakKey,
+        format!(
+            "key {kid} is too short for {alg} (needs {} bytes)",
+            alg.hash_len()
+        ),
+    ))
 }
 
+/// Checks the signature with the candidate keys; answers the index (in
+/// `keys`) of the key that verified it.
 fn verify_signature(
     keys: &KeySet,
     header: &Header,
     signing_input: &str,
     signature_b64: &str,
     validation: &Validation,
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
     let alg = header.alg();
     let mut buf = [0u8; MAX_SIGNATURE_BYTES];
     if signature_b64.len() > MAX_SIGNATURE_BYTES * 4 / 3 + 1 {
@@ -320,8 +348,8 @@ fn verify_signature(
 
     let mut unusable: Option<Error> = None;
     let mut tried = false;
-    let mut attempt = |key: &Jwk| -> bool {
-        if let Err(reason) = usable(key, alg) {
+    let mut attempt = |&(_, key): &(usize, &Jwk)| -> bool {
+        if let Err(reason) = usable(key, alg, validation) {
             unusable.get_or_insert(reason);
             return false;
         }
@@ -333,26 +361,28 @@ fn verify_signature(
                 .native()
                 .verify(alg, signing_input.as_bytes(), signature)
     };
+    let explicit = validation.explicit_algorithms();
     let verified = match header.kid() {
         Some(kid) => {
-            let mut candidates = keys.find(kid).peekable();
+            let mut candidates = keys.find_indexed(kid).peekable();
             if candidates.peek().is_none() {
                 return Err(Error::new(
                     ErrorKind::UnknownKey,
                     format!("no key has kid {}", Error::quote(kid)),
                 ));
             }
-            candidates.any(&mut attempt)
+            candidates.find(&mut attempt)
         }
         None => keys
             .keys()
             .iter()
-            .filter(|key| key.supports(alg))
+            .enumerate()
+            .filter(|(_, key)| key.admits(alg, explicit))
             .take(validation.kidless_candidates())
-            .any(&mut attempt),
+            .find(&mut attempt),
     };
-    if verified {
-        return Ok(());
+    if let Some((index, _)) = verified {
+        return Ok(index);
     }
     if tried {
         return Err(Error::new(

@@ -73,7 +73,7 @@ async fn wrappers_are_sources_and_in_memory_sets_never_await() {
     let boxed: Box<dyn KeySource> = Box::new(keys);
     let verifier = Verifier::new(boxed, base_validation()).with_clock(FixedClock(NOW));
     verifier
-        .verify::<Value>(&valid_token("PS512"))
+        .verify::<Value>(&valid_token("RS256"))
         .await
         .unwrap();
 }

@@ -37,7 +37,7 @@ async fn fetches_once_and_serves_from_memory() {
     let server = server_with(fixtures::jwks()).await;
     let source = RemoteKeySource::from_jwks_url(&server.url(JWKS)).unwrap();
     let verifier = verifier_for(source.clone());
-    for alg in ["RS256", "PS384", "ES256", "ES512", "EdDSA"] {
+    for alg in ["RS256", "ES256", "ES384", "ES512", "EdDSA"] {
         for _ in 0..20 {
             verifier.verify::<Value>(&token(alg)).await.unwrap();
         }

@@ -133,7 +133,7 @@ fn static_source_from_string_file_and_env() {
     let from_file = StaticKeySource::from_file(&file).unwrap();
     assert_eq!(from_file.key_set().len(), 9);
     verifier_for(from_file)
-        .verify_cached::<Value>(&token("PS256"))
+        .verify_cached::<Value>(&token("RS256"))
         .unwrap();
 
     let var = format!("KEYWARD_TEST_JWKS_{}", std::process::id());
