@@ -32,12 +32,14 @@ async fn me(Authenticated(session): Authenticated) -> Json<Value> {
     }))
 }
 
-/// `GET /orgs/{slug}/projects`: membership checked synchronously.
+/// `GET /orgs/{slug}/projects`: membership checked synchronously. The slug
+/// from the URL is looked up explicitly (refused if two of the caller's
+/// organisations share it); the projects are then matched by the org's id.
 async fn projects(
     Authenticated(session): Authenticated,
     Path(slug): Path<String>,
 ) -> (StatusCode, Json<Value>) {
-    match session.organization(&slug) {
+    match session.organization_by_slug(&slug) {
         Ok(org) => {
             let projects: Vec<_> = session
                 .projects()
@@ -116,6 +118,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let alice = {
         let mut c = issuer.claims("alice", AUDIENCE);
         c["email"] = json!("alice@example.com");
+        c["email_verified"] = json!(true);
         c["orgs"] = json!([
             {"id": "o1", "slug": "acme", "name": "Acme Inc", "role": "admin"},
             {"id": "o2", "slug": "globex", "name": "Globex", "role": "member"}

@@ -79,6 +79,7 @@ function provider(issuer, keys) {
     },
     extraTokenClaims: () => ({
       email: 'service@example.com',
+      email_verified: true,
       orgs: [{ id: 'org_1', slug: 'acme', name: 'Acme Inc', role: 'admin' }],
     }),
   });

@@ -15,6 +15,21 @@ use std::fmt;
 pub struct Scopes(BTreeSet<String>);
 
 impl Scopes {
+    /// Adds the scopes of another claim.
+    pub(crate) fn extend(&mut self, other: Scopes) {
+        self.0.extend(other.0);
+    }
+
+    /// Heap bytes held, approximately (for cache weighing).
+    pub(crate) fn retained_bytes(&self) -> usize {
+        // a B-tree node holds up to 11 elements; count a share of one per
+        // element on top of the strings themselves
+        self.0
+            .iter()
+            .map(|s| std::mem::size_of::<String>() + 8 + crate::session::heap_bytes(s))
+            .sum()
+    }
+
     /// Whether `scope` is granted.
     pub fn contains(&self, scope: &str) -> bool {
         self.0.contains(scope)
@@ -72,6 +87,10 @@ impl<'de> Deserialize<'de> for Scopes {
 }
 
 /// An organisation the subject belongs to, as carried in the token.
+///
+/// Authorisation compares [`Organization::id`] only: a slug is a display and
+/// routing name, often chosen by users, and may look like another
+/// organisation's id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Organization {
     /// Stable identifier.
@@ -86,13 +105,6 @@ pub struct Organization {
     /// The subject's role in it.
     #[serde(default)]
     pub role: Option<String>,
-}
-
-impl Organization {
-    /// Whether `key` is this organisation's id or slug.
-    pub fn is(&self, key: &str) -> bool {
-        self.id == key || self.slug.as_deref() == Some(key)
-    }
 }
 
 /// A project the subject can access, with the organisation it belongs to.
@@ -112,20 +124,14 @@ pub struct Project {
     pub org: Option<String>,
 }
 
-impl Project {
-    /// Whether `key` is this project's id or slug.
-    pub fn is(&self, key: &str) -> bool {
-        self.id == key || self.slug.as_deref() == Some(key)
-    }
-}
-
 /// The claims of an access token (RFC 9068) or ID token, typed.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AccessTokenClaims {
     /// `iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`, `client_id`, `azp`.
     #[serde(flatten)]
     pub registered: RegisteredClaims,
-    /// Granted scopes.
+    /// Granted scopes (the `scope` claim; [`crate::Session::scopes`] also
+    /// reads `scp` and any names the [`crate::ClaimMapping`] lists).
     #[serde(default)]
     pub scope: Scopes,
     /// When the user authenticated.

@@ -4,7 +4,18 @@
 ///
 /// The first claim that is present and not empty wins (a present-but-empty
 /// string counts as absent). Defaults: email from `email`, name from `name`,
-/// organisations from `orgs` then `organizations`, projects from `projects`.
+/// organisations from `orgs` then `organizations`, projects from `projects`,
+/// scopes from `scope` and `scp` (every listed claim that is present adds its
+/// scopes).
+///
+/// **Email trust.** The standard OIDC `email` claim is returned by
+/// [`crate::Session::email`] only when `email_verified` is `true` — an
+/// unverified address is whatever the user typed, and treating it as an
+/// identity lets anyone claim someone else's address. Call
+/// [`ClaimMapping::accept_unverified_email`] to get it anyway. Any other
+/// email claim name you configure (a namespaced `https://example.com/email`,
+/// an IdP template such as `myapp:email`) is trusted **as configured**: you
+/// are saying your issuer only puts addresses it vouches for there.
 ///
 /// ```
 /// use keyward_claims::ClaimMapping;
@@ -19,6 +30,8 @@ pub struct ClaimMapping {
     name: Vec<String>,
     organizations: Vec<String>,
     projects: Vec<String>,
+    scopes: Vec<String>,
+    accept_unverified_email: bool,
 }
 
 impl Default for ClaimMapping {
@@ -28,6 +41,8 @@ impl Default for ClaimMapping {
             name: vec!["name".into()],
             organizations: vec!["orgs".into(), "organizations".into()],
             projects: vec!["projects".into()],
+            scopes: vec!["scope".into(), "scp".into()],
+            accept_unverified_email: false,
         }
     }
 }
@@ -74,6 +89,31 @@ impl ClaimMapping {
     pub fn projects(mut self, claims: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.projects = names(claims);
         self
+    }
+
+    /// Replaces the scope claims (default `scope`, then `scp`). Each claim
+    /// may be a space-delimited string or an array of strings; the scopes of
+    /// every listed claim that is present are granted together.
+    pub fn scopes(mut self, claims: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.scopes = names(claims);
+        self
+    }
+
+    /// Whether the standard `email` claim is used even when the token (or
+    /// userinfo) does not say `email_verified: true` (default `false`).
+    pub fn accept_unverified_email(mut self, accept: bool) -> Self {
+        self.accept_unverified_email = accept;
+        self
+    }
+
+    /// The scope claims.
+    pub fn scope_claims(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// Whether an unverified standard `email` is used.
+    pub fn accepts_unverified_email(&self) -> bool {
+        self.accept_unverified_email
     }
 
     /// The email lookup order.

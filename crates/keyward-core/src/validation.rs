@@ -264,7 +264,11 @@ impl Validation {
         self.max_object_members
     }
 
-    pub(crate) fn max_token_bytes(&self) -> usize {
+    /// The largest accepted token, in bytes (see
+    /// [`Validation::max_token_size`]). Caches of verified tokens check it
+    /// before they look a token up, so an oversized token costs no more with
+    /// a cache than without.
+    pub fn max_token_bytes(&self) -> usize {
         self.max_token_size
     }
 

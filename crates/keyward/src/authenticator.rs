@@ -1,7 +1,7 @@
 //! `Authenticator`: the one call services make on every request.
 
 use crate::credentials::{self, RequestHeaders};
-use crate::token_cache::{Entry, Lookup, TokenCache};
+use crate::token_cache::{Entry, Lookup, TokenCache, DEFAULT_TOKEN_CACHE_BYTES};
 use crate::user_info::{Endpoint, ProfileField, UserInfo, UserInfoFailure};
 use keyward_claims::{AccessTokenClaims, ClaimMapping, Session};
 use keyward_core::{Clock, Error, ErrorKind, KeySource, SystemClock, Validation, Verifier};
@@ -80,7 +80,7 @@ pub struct AuthenticatorBuilder {
     mapping: ClaimMapping,
     bearer: bool,
     cookie: Option<String>,
-    cache_entries: Option<u64>,
+    cache_bytes: Option<u64>,
     user_info: Option<Endpoint>,
     user_info_failure: UserInfoFailure,
     user_info_timeout: Duration,
@@ -91,7 +91,8 @@ pub struct AuthenticatorBuilder {
 impl Authenticator {
     /// Starts building. Defaults: Bearer tokens, no cookie, RFC 9068 access
     /// tokens not required (see [`AuthenticatorBuilder::validation`]),
-    /// verified-token cache of 10 000 entries, no userinfo endpoint.
+    /// verified-token cache of 64 MiB ([`AuthenticatorBuilder::token_cache_bytes`]),
+    /// no userinfo endpoint.
     pub fn builder() -> AuthenticatorBuilder {
         AuthenticatorBuilder {
             issuers: Vec::new(),
@@ -101,7 +102,7 @@ impl Authenticator {
             mapping: ClaimMapping::default(),
             bearer: true,
             cookie: None,
-            cache_entries: Some(10_000),
+            cache_bytes: Some(DEFAULT_TOKEN_CACHE_BYTES),
             user_info: None,
             user_info_failure: UserInfoFailure::Fail,
             user_info_timeout: Duration::from_secs(5),
@@ -162,10 +163,17 @@ impl Authenticator {
         span: &tracing::Span,
     ) -> Result<Session, Error> {
         let inner = &self.inner;
-        let cached = inner.cache.as_ref().map(|cache| {
+        let validation = inner.verifier.validation();
+        // An oversized token is refused by the verifier before anything is
+        // decoded; it must not cost a hash of its bytes first.
+        let cache = inner
+            .cache
+            .as_ref()
+            .filter(|_| token.len() <= validation.max_token_bytes());
+        let cached = cache.map(|cache| {
             cache.get(
                 token,
-                inner.verifier.validation(),
+                validation,
                 inner.keys.as_ref(),
                 inner.clock.now(),
             )
@@ -182,12 +190,23 @@ impl Authenticator {
                     span.record("kid", Error::quote(kid).as_str());
                 }
                 let alg = verified.header().alg();
-                let kid = verified.header().kid().map(str::to_owned);
-                let session = Session::from_claims(verified.into_claims(), &inner.mapping)?;
-                if let Some(cache) = &inner.cache {
-                    cache.insert(token, Entry::new(session.clone(), kid.as_deref(), alg));
+                // the verifying key's kid, also when the token named none
+                let kid = verified
+                    .header()
+                    .kid()
+                    .or_else(|| verified.key().and_then(|key| key.kid()))
+                    .map(str::to_owned);
+                match cache {
+                    Some(cache) => {
+                        let (_, claims, payload) = verified.into_parts();
+                        let session =
+                            Session::from_verified_payload(claims, payload, &inner.mapping)?;
+                        let entry = Entry::new(session.clone(), kid.as_deref(), alg, validation);
+                        cache.insert(token, entry);
+                        session
+                    }
+                    None => Session::from_claims(verified.into_claims(), &inner.mapping)?,
                 }
-                session
             }
         };
         match (&inner.user_info, options.include_user_info) {
@@ -276,15 +295,21 @@ impl AuthenticatorBuilder {
         self
     }
 
-    /// Size of the verified-token cache in entries (default 10 000).
-    pub fn token_cache(mut self, max_entries: u64) -> Self {
-        self.cache_entries = Some(max_entries);
+    /// Memory budget of the verified-token cache, in bytes (default
+    /// 64 MiB). Each entry is weighed as its token, its compact session
+    /// (about the size of the token's payload plus its parsed organisations,
+    /// projects and scopes) and a few hundred bytes of bookkeeping: at the
+    /// default, about 16 000 entries of 1 KiB tokens or 1 000 of 32 KiB
+    /// ones. When the budget is full, moka's TinyLFU policy decides which
+    /// tokens stay (frequently used ones win over a stream of new ones).
+    pub fn token_cache_bytes(mut self, max_bytes: u64) -> Self {
+        self.cache_bytes = Some(max_bytes);
         self
     }
 
     /// Verifies every token from scratch.
     pub fn no_token_cache(mut self) -> Self {
-        self.cache_entries = None;
+        self.cache_bytes = None;
         self
     }
 
@@ -381,9 +406,7 @@ impl AuthenticatorBuilder {
         for audience in &self.audiences {
             validation = validation.audience(audience.clone());
         }
-        let cache = self
-            .cache_entries
-            .map(|entries| TokenCache::new(entries, validation.clock_leeway()));
+        let cache = self.cache_bytes.map(TokenCache::new);
         let verifier = Verifier::new(keys.clone(), validation).with_clock(self.clock.clone());
         Ok(Authenticator {
             inner: Arc::new(Inner {

@@ -7,6 +7,10 @@
 //!
 //! - no token: `401`, `WWW-Authenticate: Bearer` (no error code, §3.1);
 //! - invalid token: `401`, `WWW-Authenticate: Bearer error="invalid_token"`;
+//! - a sender-constrained token (`cnf`, RFC 9449 / RFC 8705) presented as a
+//!   bearer token: `401`, `invalid_token` with an `error_description` saying
+//!   it needs its proof of possession;
+//! - a configuration error (`invalid_configuration`): `500`;
 //! - keys, userinfo or the token endpoint unreachable (`key_unavailable`,
 //!   `user_info_unavailable`, `refresh_failed`): `503` — the token is not at
 //!   fault, so clients must not discard it;
@@ -86,8 +90,9 @@ impl AuthLayer {
         self
     }
 
-    /// Requires membership of this organisation, by id or slug (`403`
-    /// otherwise). Repeatable: all are required.
+    /// Requires membership of the organisation with this **id** (`403`
+    /// otherwise); slugs never match ([`Session::is_member`]). Repeatable:
+    /// all are required.
     pub fn require_membership(mut self, organization: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.requirements)
             .organizations
@@ -182,6 +187,24 @@ pub fn reject(error: &Error) -> Response {
         ErrorKind::KeyUnavailable | ErrorKind::UserInfoUnavailable | ErrorKind::RefreshFailed => {
             json_error(StatusCode::SERVICE_UNAVAILABLE, error.kind().as_str(), None)
         }
+        // RFC 9449 §7.1 / RFC 8705: a bound token is not a bearer token; say
+        // so, so that the client presents it with its proof instead of
+        // discarding it
+        ErrorKind::SenderConstrainedToken => json_error(
+            StatusCode::UNAUTHORIZED,
+            error.kind().as_str(),
+            Some(
+                "Bearer error=\"invalid_token\", error_description=\"the token is \
+                 sender-constrained (cnf) and must be presented with its proof of possession\"",
+            ),
+        ),
+        // the service is misconfigured: not the client's fault, and not
+        // something a retry fixes
+        ErrorKind::InvalidConfiguration => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error.kind().as_str(),
+            None,
+        ),
         kind => json_error(
             StatusCode::UNAUTHORIZED,
             kind.as_str(),

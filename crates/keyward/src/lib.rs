@@ -18,7 +18,7 @@
 //! let session = auth
 //!     .authenticate(&request, AuthenticateOptions { include_user_info: false })
 //!     .await?;
-//! if session.is_member("acme") && session.has_scope("read:projects") {
+//! if session.is_member("org_123") && session.has_scope("read:projects") {
 //!     // ...
 //! }
 //! # Ok(()) }
@@ -55,6 +55,7 @@ mod user_info;
 
 pub use authenticator::{AuthenticateOptions, Authenticator, AuthenticatorBuilder};
 pub use credentials::RequestHeaders;
+pub use token_cache::{DEFAULT_TOKEN_CACHE_BYTES, UNBOUNDED_LIFETIME};
 pub use user_info::{ProfileField, UserInfoFailure};
 
 pub use keyward_claims::{
@@ -62,7 +63,8 @@ pub use keyward_claims::{
     SessionError,
 };
 pub use keyward_core::{
-    Algorithm, Clock, Error, ErrorKind, FixedClock, KeySource, SystemClock, Validation,
+    Algorithm, BoundTokens, Clock, Error, ErrorKind, FixedClock, KeySource, SystemClock,
+    Validation,
 };
 pub use keyward_keys::{RemoteKeySource, RotatingKeySource, StaticKeySource};
 pub use keyward_refresh::{

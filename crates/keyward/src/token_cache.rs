@@ -6,10 +6,23 @@
 //!   bytes**, stored and compared in full (a hash collision can never return
 //!   someone else's session); a token differing in one byte is verified from
 //!   scratch.
-//! - Serving what is no longer valid: `exp`/`nbf` are checked on every hit
-//!   with the same rule as verification; entries expire with their token; a
-//!   hit whose key is no longer in the key source (rotated out, or disowned
-//!   by the issuer's current set) is dropped and verified again.
+//! - Serving what is no longer valid: every hit re-checks `exp`, `nbf` and,
+//!   with a maximum age, `iat` with the same function verification uses
+//!   ([`Validation::check_time_claims`]); an entry lives until the earliest
+//!   of `exp` and `iat` + maximum age (plus the leeway), and at most
+//!   [`UNBOUNDED_LIFETIME`] when neither bounds the token; a hit whose key is
+//!   no longer in the key source (rotated out, or disowned by the issuer's
+//!   current set) is dropped and verified again. The key is the one that
+//!   verified the token, named by its `kid` even when the token had none, so
+//!   dropping a `kid` header does not dodge a key's removal.
+//! - Memory exhaustion: the cache is bounded in **bytes**, not entries
+//!   (tokens of a few KiB with large `groups` claims would otherwise grow the
+//!   process by gigabytes). Each entry is weighed as the token, the compact
+//!   [`Session`] ([`Session::retained_bytes`]) and a fixed overhead for the
+//!   cache's own bookkeeping; the session keeps the payload text, not a
+//!   parsed tree.
+//! - Work before the size limit: the token's size is checked before it is
+//!   hashed for a lookup (see the authenticator).
 
 use keyward_claims::Session;
 use keyward_core::{Algorithm, KeyQuery, KeySource, Validation};
@@ -18,52 +31,92 @@ use moka::Expiry;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The cache's default budget: 64 MiB.
+pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How long an entry lives when nothing in the token bounds it (no `exp` —
+/// only possible with `require_exp(false)` — and no maximum age); also the
+/// longest any entry lives, so a far-future `exp` is re-verified now and
+/// then.
+pub const UNBOUNDED_LIFETIME: Duration = Duration::from_secs(300);
+
+/// What one entry costs besides its token and session: the key's and the
+/// entry's allocations, and moka's per-entry bookkeeping (its node, the
+/// access-order and timer-wheel links, the hash-table slot). Measured by the
+/// `token_cache_memory` test, which fails if the estimate is too low.
+const ENTRY_OVERHEAD: usize = 384;
+
 /// What a hit needs to re-check cheaply.
 pub(crate) struct Entry {
     pub(crate) session: Session,
     exp: Option<f64>,
     nbf: Option<f64>,
+    iat: Option<f64>,
+    /// Until when (seconds since the epoch) the token can pass the time
+    /// checks, if anything bounds it.
+    valid_until: Option<f64>,
+    /// The verifying key's `kid` (the token's, or the key's own when the
+    /// token named none).
     kid: Option<Box<str>>,
     alg: Algorithm,
 }
 
 impl Entry {
-    pub(crate) fn new(session: Session, kid: Option<&str>, alg: Algorithm) -> Self {
-        let registered = &session.claims().registered;
+    pub(crate) fn new(
+        session: Session,
+        kid: Option<&str>,
+        alg: Algorithm,
+        validation: &Validation,
+    ) -> Self {
+        let registered = session.registered_claims();
+        let exp = registered.exp.map(|d| d.0);
+        let iat = registered.iat.map(|d| d.0);
         Entry {
-            exp: registered.exp.map(|d| d.0),
+            exp,
             nbf: registered.nbf.map(|d| d.0),
+            iat,
+            valid_until: validation.valid_until(exp, iat),
             kid: kid.map(Into::into),
             alg,
             session,
         }
     }
-}
 
-/// Expire entries when their token does (plus the leeway during which the
-/// token is still accepted).
-struct ExpireWithToken {
-    leeway: Duration,
-}
-
-impl Expiry<String, Arc<Entry>> for ExpireWithToken {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        value: &Arc<Entry>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        let exp = value.exp?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        Some(Duration::from_secs_f64((exp - now).max(0.0)) + self.leeway)
+    /// The bytes this entry holds, with its key of `token_len` bytes.
+    fn weight(&self, token_len: usize) -> u32 {
+        let bytes = token_len
+            + ENTRY_OVERHEAD
+            + self.kid.as_deref().map_or(0, str::len)
+            + self.session.retained_bytes();
+        u32::try_from(bytes).unwrap_or(u32::MAX)
     }
 }
 
-/// A bounded cache of verified tokens.
+/// Expire entries when their token can no longer pass the time checks.
+struct ExpireWithToken;
+
+impl Expiry<Box<str>, Arc<Entry>> for ExpireWithToken {
+    fn expire_after_create(
+        &self,
+        _key: &Box<str>,
+        value: &Arc<Entry>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        let Some(until) = value.valid_until else {
+            return Some(UNBOUNDED_LIFETIME);
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        // try_from: `exp` may be any finite number; never panic on it
+        let left = Duration::try_from_secs_f64((until - now).max(0.0)).unwrap_or(Duration::MAX);
+        Some(left.min(UNBOUNDED_LIFETIME))
+    }
+}
+
+/// A cache of verified tokens bounded in bytes.
 pub(crate) struct TokenCache {
-    cache: Cache<String, Arc<Entry>>,
+    cache: Cache<Box<str>, Arc<Entry>>,
 }
 
 /// The outcome of a lookup.
@@ -75,11 +128,12 @@ pub(crate) enum Lookup {
 }
 
 impl TokenCache {
-    pub(crate) fn new(max_entries: u64, leeway: Duration) -> Self {
+    pub(crate) fn new(max_bytes: u64) -> Self {
         TokenCache {
             cache: Cache::builder()
-                .max_capacity(max_entries)
-                .expire_after(ExpireWithToken { leeway })
+                .max_capacity(max_bytes)
+                .weigher(|token: &Box<str>, entry: &Arc<Entry>| entry.weight(token.len()))
+                .expire_after(ExpireWithToken)
                 .build(),
         }
     }
@@ -95,7 +149,7 @@ impl TokenCache {
             return Lookup::Miss;
         };
         if validation
-            .check_time_window(entry.exp, entry.nbf, now)
+            .check_time_claims(entry.exp, entry.nbf, entry.iat, now)
             .is_err()
             || !key_still_present(&entry, keys)
         {
@@ -106,7 +160,7 @@ impl TokenCache {
     }
 
     pub(crate) fn insert(&self, token: &str, entry: Entry) {
-        self.cache.insert(token.to_owned(), Arc::new(entry));
+        self.cache.insert(token.into(), Arc::new(entry));
     }
 }
 

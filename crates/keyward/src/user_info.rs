@@ -50,6 +50,9 @@ struct Profile {
     sub: String,
     #[serde(default)]
     email: Option<String>,
+    /// OIDC Core §5.1: a boolean. Without it the email counts as unverified.
+    #[serde(default)]
+    email_verified: Option<bool>,
     #[serde(default)]
     name: Option<String>,
     /// The token's expiry, for the cache (not from the response).
@@ -170,7 +173,7 @@ impl UserInfo {
             ))
         })?;
         let mut profile: Profile = serde_json::from_slice(&body).map_err(|_| {
-            unavailable("the userinfo response is not a JSON object with a string \"sub\"")
+            unavailable("the userinfo response is not a JSON object with a string \"sub\" (and string \"email\"/\"name\", boolean \"email_verified\" when present)")
         })?;
         profile.token_exp = token_exp;
         Ok(Arc::new(profile))
@@ -198,7 +201,11 @@ impl UserInfo {
                         "the userinfo response is about another subject than the token",
                     ));
                 }
-                Ok(session.with_profile(profile.email.clone(), profile.name.clone()))
+                Ok(session.with_profile(
+                    profile.email.clone(),
+                    profile.email_verified,
+                    profile.name.clone(),
+                ))
             }
             Err(error) => match self.failure {
                 UserInfoFailure::Fail => Err(error),

@@ -43,7 +43,7 @@ async fn status_codes_headers_and_bodies() {
         )
         .route(
             "/acme",
-            get(me).layer(AuthLayer::new(auth.clone()).require_membership("acme")),
+            get(me).layer(AuthLayer::new(auth.clone()).require_membership("o1")),
         )
         .layer(AuthLayer::new(auth));
     let base = serve(app).await;

@@ -30,7 +30,9 @@ async fn authenticate_oidc_provider_access_tokens() {
             .await
             .unwrap();
         assert_eq!(session.email(), Some("service@example.com"), "{alg}");
-        assert!(session.is_member("acme") && session.is_member("org_1"));
+        assert!(session.is_member("org_1") && !session.is_member("acme"));
+        assert_eq!(session.organization_by_slug("acme").unwrap().id, "org_1");
+        assert_eq!(session.email_verified(), Some(true));
         assert_eq!(
             session.sole_organization().unwrap().name.as_deref(),
             Some("Acme Inc")
