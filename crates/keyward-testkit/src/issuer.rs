@@ -100,6 +100,15 @@ impl TestIssuer {
 
     /// Signs `claims` with the key `kid` (header `typ: at+jwt`).
     pub fn mint(&self, kid: &str, claims: &Value) -> String {
+        self.mint_with_header(kid, true, claims)
+    }
+
+    /// Signs `claims` with the key `kid`, with a header that names no `kid`.
+    pub fn mint_without_kid(&self, kid: &str, claims: &Value) -> String {
+        self.mint_with_header(kid, false, claims)
+    }
+
+    fn mint_with_header(&self, kid: &str, name_kid: bool, claims: &Value) -> String {
         let keys = self.keys.lock().unwrap();
         let key = keys
             .iter()
@@ -109,7 +118,12 @@ impl TestIssuer {
             Pair::Es256(_) => "ES256",
             Pair::EdDsa(_) => "EdDSA",
         };
-        let header = json!({"alg": alg, "kid": kid, "typ": "at+jwt"}).to_string();
+        let header = if name_kid {
+            json!({"alg": alg, "kid": kid, "typ": "at+jwt"})
+        } else {
+            json!({"alg": alg, "typ": "at+jwt"})
+        }
+        .to_string();
         let input = format!(
             "{}.{}",
             b64(header.as_bytes()),
@@ -125,4 +139,19 @@ impl TestIssuer {
         };
         format!("{input}.{}", b64(&signature))
     }
+}
+
+/// An HS256 token over `claims_json` with `secret` (header `kid: hs-1`), for
+/// tests that need many cheap, distinct, valid tokens.
+pub fn mint_hs256(secret: &[u8], claims_json: &str) -> String {
+    let header = r#"{"alg":"HS256","kid":"hs-1"}"#;
+    let input = format!("{}.{}", b64(header.as_bytes()), b64(claims_json.as_bytes()));
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+    format!("{input}.{}", b64(tag.as_ref()))
+}
+
+/// The JWKS holding the HS256 key `hs-1` of [`mint_hs256`].
+pub fn hs256_jwks(secret: &[u8]) -> String {
+    json!({"keys": [{"kty": "oct", "kid": "hs-1", "alg": "HS256", "k": b64(secret)}]}).to_string()
 }

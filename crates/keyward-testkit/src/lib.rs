@@ -15,7 +15,7 @@ pub mod redis;
 mod server;
 mod token_endpoint;
 
-pub use issuer::{unix_now, TestIssuer};
+pub use issuer::{hs256_jwks, mint_hs256, unix_now, TestIssuer};
 pub use oidc::OidcProvider;
 pub use redis::{shared_redis_url, RedisServer};
 pub use server::{Handler, Received, Route, TestServer};

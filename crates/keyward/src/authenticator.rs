@@ -170,14 +170,8 @@ impl Authenticator {
             .cache
             .as_ref()
             .filter(|_| token.len() <= validation.max_token_bytes());
-        let cached = cache.map(|cache| {
-            cache.get(
-                token,
-                validation,
-                inner.keys.as_ref(),
-                inner.clock.now(),
-            )
-        });
+        let cached =
+            cache.map(|cache| cache.get(token, validation, inner.keys.as_ref(), inner.clock.now()));
         let session = match cached {
             Some(Lookup::Hit(session)) => {
                 span.record("cache", "hit");
@@ -201,8 +195,9 @@ impl Authenticator {
                         let (_, claims, payload) = verified.into_parts();
                         let session =
                             Session::from_verified_payload(claims, payload, &inner.mapping)?;
-                        let entry = Entry::new(session.clone(), kid.as_deref(), alg, validation);
-                        cache.insert(token, entry);
+                        let entry =
+                            Entry::new(token, session.clone(), kid.as_deref(), alg, validation);
+                        cache.insert(entry);
                         session
                     }
                     None => Session::from_claims(verified.into_claims(), &inner.mapping)?,

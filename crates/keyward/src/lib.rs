@@ -63,8 +63,7 @@ pub use keyward_claims::{
     SessionError,
 };
 pub use keyward_core::{
-    Algorithm, BoundTokens, Clock, Error, ErrorKind, FixedClock, KeySource, SystemClock,
-    Validation,
+    Algorithm, BoundTokens, Clock, Error, ErrorKind, FixedClock, KeySource, SystemClock, Validation,
 };
 pub use keyward_keys::{RemoteKeySource, RotatingKeySource, StaticKeySource};
 pub use keyward_refresh::{

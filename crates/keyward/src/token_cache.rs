@@ -2,10 +2,14 @@
 //! memory.
 //!
 //! Threats addressed:
-//! - Confusion between tokens: entries are keyed by the **full token
-//!   bytes**, stored and compared in full (a hash collision can never return
-//!   someone else's session); a token differing in one byte is verified from
-//!   scratch.
+//! - Confusion between tokens: entries are found by a keyed 64-bit hash of
+//!   the token (SipHash with a per-process random key, so collisions cannot
+//!   be aimed), and every entry stores its **full token**, compared in full
+//!   on every hit: a collision is a miss, never someone else's session; a
+//!   token differing in one byte is verified from scratch. (The index is a
+//!   hash rather than the token itself because moka keeps the keys of
+//!   recently removed entries for a while: with 32 KiB tokens as keys, that
+//!   was 14 MiB beyond the budget.)
 //! - Serving what is no longer valid: every hit re-checks `exp`, `nbf` and,
 //!   with a maximum age, `iat` with the same function verification uses
 //!   ([`Validation::check_time_claims`]); an entry lives until the earliest
@@ -28,6 +32,8 @@ use keyward_claims::Session;
 use keyward_core::{Algorithm, KeyQuery, KeySource, Validation};
 use moka::sync::Cache;
 use moka::Expiry;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -48,6 +54,8 @@ const ENTRY_OVERHEAD: usize = 384;
 
 /// What a hit needs to re-check cheaply.
 pub(crate) struct Entry {
+    /// The token itself, compared in full on every hit.
+    token: Box<str>,
     pub(crate) session: Session,
     exp: Option<f64>,
     nbf: Option<f64>,
@@ -63,6 +71,7 @@ pub(crate) struct Entry {
 
 impl Entry {
     pub(crate) fn new(
+        token: &str,
         session: Session,
         kid: Option<&str>,
         alg: Algorithm,
@@ -72,6 +81,7 @@ impl Entry {
         let exp = registered.exp.map(|d| d.0);
         let iat = registered.iat.map(|d| d.0);
         Entry {
+            token: token.into(),
             exp,
             nbf: registered.nbf.map(|d| d.0),
             iat,
@@ -82,9 +92,9 @@ impl Entry {
         }
     }
 
-    /// The bytes this entry holds, with its key of `token_len` bytes.
-    fn weight(&self, token_len: usize) -> u32 {
-        let bytes = token_len
+    /// The bytes this entry holds.
+    fn weight(&self) -> u32 {
+        let bytes = self.token.len()
             + ENTRY_OVERHEAD
             + self.kid.as_deref().map_or(0, str::len)
             + self.session.retained_bytes();
@@ -95,10 +105,10 @@ impl Entry {
 /// Expire entries when their token can no longer pass the time checks.
 struct ExpireWithToken;
 
-impl Expiry<Box<str>, Arc<Entry>> for ExpireWithToken {
+impl Expiry<u64, Arc<Entry>> for ExpireWithToken {
     fn expire_after_create(
         &self,
-        _key: &Box<str>,
+        _key: &u64,
         value: &Arc<Entry>,
         _created_at: Instant,
     ) -> Option<Duration> {
@@ -115,8 +125,21 @@ impl Expiry<Box<str>, Arc<Entry>> for ExpireWithToken {
 }
 
 /// A cache of verified tokens bounded in bytes.
+///
+/// moka applies inserts (and so evictions) in batches, on its own schedule:
+/// left alone, up to a few hundred entries can sit above the budget before
+/// the next batch — 16 MiB of 32 KiB tokens over a 16 MiB budget. So the
+/// bytes inserted since the last batch are counted here, and once they
+/// reach a sixteenth of the budget the batch is run at once: the cache never
+/// holds more than the budget plus that sixteenth (plus one entry).
 pub(crate) struct TokenCache {
-    cache: Cache<Box<str>, Arc<Entry>>,
+    cache: Cache<u64, Arc<Entry>>,
+    /// The keyed hash that indexes entries.
+    index: RandomState,
+    /// Weight inserted since moka last applied pending inserts.
+    unapplied: AtomicU64,
+    /// When `unapplied` reaches this, pending inserts are applied now.
+    apply_at: u64,
 }
 
 /// The outcome of a lookup.
@@ -132,9 +155,12 @@ impl TokenCache {
         TokenCache {
             cache: Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(|token: &Box<str>, entry: &Arc<Entry>| entry.weight(token.len()))
+                .weigher(|_: &u64, entry: &Arc<Entry>| entry.weight())
                 .expire_after(ExpireWithToken)
                 .build(),
+            index: RandomState::new(),
+            unapplied: AtomicU64::new(0),
+            apply_at: (max_bytes / 16).max(1),
         }
     }
 
@@ -145,22 +171,36 @@ impl TokenCache {
         keys: &dyn KeySource,
         now: u64,
     ) -> Lookup {
-        let Some(entry) = self.cache.get(token) else {
+        let key = self.index.hash_one(token);
+        let Some(entry) = self.cache.get(&key) else {
             return Lookup::Miss;
         };
+        if *entry.token != *token {
+            // another token with the same 64-bit hash: not this one's entry
+            return Lookup::Miss;
+        }
         if validation
             .check_time_claims(entry.exp, entry.nbf, entry.iat, now)
             .is_err()
             || !key_still_present(&entry, keys)
         {
-            self.cache.invalidate(token);
+            self.cache.invalidate(&key);
             return Lookup::Miss;
         }
         Lookup::Hit(entry.session.clone())
     }
 
-    pub(crate) fn insert(&self, token: &str, entry: Entry) {
-        self.cache.insert(token.into(), Arc::new(entry));
+    pub(crate) fn insert(&self, entry: Entry) {
+        let weight = u64::from(entry.weight());
+        let key = self.index.hash_one(&*entry.token);
+        self.cache.insert(key, Arc::new(entry));
+        let unapplied = self.unapplied.fetch_add(weight, Ordering::Relaxed) + weight;
+        if unapplied >= self.apply_at {
+            // whoever crosses the mark resets it and runs the batch; a
+            // concurrent insert may run one too, which is only extra work
+            self.unapplied.store(0, Ordering::Relaxed);
+            self.cache.run_pending_tasks();
+        }
     }
 }
 
