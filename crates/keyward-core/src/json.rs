@@ -160,6 +160,11 @@ impl<'a> SeenNames<'a> {
 
     /// Whether `name` was seen.
     pub(crate) fn contains(&self, name: &str) -> bool {
+        #[cfg(test)]
+        work::count(match &self.names {
+            Names::Inline { len, .. } => *len as u64,
+            Names::Hashed(_) => 1,
+        });
         match &self.names {
             Names::Inline { names, len } => names.iter().take(*len).any(|seen| *seen == name),
             Names::Hashed(set) => set.contains(name),
@@ -169,6 +174,25 @@ impl<'a> SeenNames<'a> {
     /// How many names were recorded.
     pub(crate) fn len_total(&self) -> usize {
         self.count
+    }
+}
+
+/// Work counting for the tests: name comparisons and hash lookups made by
+/// [`SeenNames::contains`] on this thread.
+#[cfg(test)]
+pub(crate) mod work {
+    use std::cell::Cell;
+    thread_local! {
+        static DONE: Cell<u64> = const { Cell::new(0) };
+    }
+    pub(crate) fn count(n: u64) {
+        DONE.with(|done| done.set(done.get() + n));
+    }
+    /// The work `f` does.
+    pub(crate) fn of<T>(f: impl FnOnce() -> T) -> (T, u64) {
+        let before = DONE.with(Cell::get);
+        let out = f();
+        (out, DONE.with(Cell::get) - before)
     }
 }
 
@@ -285,6 +309,55 @@ mod tests {
         assert!(seen
             .insert::<serde_json::Error>(Cow::Borrowed("n4999"))
             .is_err());
+    }
+
+    /// Hardening issue, item 1: the member bomb. The old linear scan made
+    /// ~n²/2 comparisons (6.1 M for 3,500 members); now the work per member
+    /// is bounded, in the header, the payload and a JWK alike — with the cap
+    /// raised far past the bomb's size, and at the default cap (where the
+    /// bomb is refused after 513 members).
+    #[test]
+    fn member_bombs_cost_linear_work_in_header_payload_and_jwk() {
+        let members = |n: usize| -> String {
+            (0..n)
+                .map(|i| format!("\"{i:x}\":0"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let bomb = members(3_500);
+        let header = format!(r#"{{"alg":"ES256",{bomb}}}"#);
+        let payload = format!(r#"{{"sub":"u",{bomb}}}"#);
+        let jwk = format!(r#"{{"kty":"EC","crv":"P-256","x":"AA","y":"AA",{bomb}}}"#);
+        let normal_header = r#"{"alg":"ES256","typ":"at+jwt","kid":"key-1"}"#;
+        let normal_payload =
+            r#"{"iss":"https://i","sub":"u","aud":"a","exp":1,"iat":1,"scope":"a b"}"#;
+        let (_, normal) = work::of(|| {
+            crate::header::Header::parse(normal_header.to_owned(), DEFAULT_MAX_OBJECT_MEMBERS)
+        });
+        assert!(normal > 0 && normal < 16, "{normal}");
+        for cap in [10_000, DEFAULT_MAX_OBJECT_MEMBERS] {
+            let (_, h) = work::of(|| crate::header::Header::parse(header.clone(), cap));
+            let (_, p) = work::of(|| crate::claims::scan(&payload, cap).map(|_| ()));
+            let (_, p_normal) = work::of(|| crate::claims::scan(normal_payload, cap).map(|_| ()));
+            assert!(p_normal > 0);
+            let limit = 3 * 3_500 + (INLINE_NAMES * INLINE_NAMES) as u64;
+            assert!(h <= limit, "header bomb, cap {cap}: {h} comparisons");
+            assert!(p <= limit, "payload bomb, cap {cap}: {p} comparisons");
+        }
+        // JWKs use the default cap
+        let (result, j) = work::of(|| crate::jwk::Jwk::parse(&jwk));
+        assert!(result.is_err());
+        assert!(
+            j <= 3 * 513 + (INLINE_NAMES * INLINE_NAMES) as u64,
+            "JWK bomb: {j}"
+        );
+        // and with the cap raised, the hashed path is what keeps it linear
+        let (result, j) = work::of(|| super::check_no_duplicates(&jwk, 10_000));
+        assert!(result.is_ok());
+        assert!(
+            j <= 3 * 3_505 + (INLINE_NAMES * INLINE_NAMES) as u64,
+            "JWK bomb: {j}"
+        );
     }
 
     #[test]

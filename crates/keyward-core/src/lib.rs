@@ -65,6 +65,7 @@ pub use backend::Backend;
 pub use claims::{Audience, NumericDate, RegisteredClaims};
 pub use error::{Error, ErrorKind};
 pub use header::Header;
+pub use json::DEFAULT_MAX_OBJECT_MEMBERS;
 pub use jwk::{Jwk, KeySet, SkippedKey};
 pub use key_source::{KeyQuery, KeySource};
 pub use validation::{BoundTokens, Clock, FixedClock, SystemClock, Validation};

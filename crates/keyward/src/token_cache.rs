@@ -218,3 +218,97 @@ fn key_still_present(entry: &Entry, keys: &dyn KeySource) -> bool {
         (Some(set), None) => set.keys().iter().any(|k| k.supports(entry.alg)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_claims::{AccessTokenClaims, ClaimMapping};
+
+    fn entry(json: &str, validation: &Validation) -> Arc<Entry> {
+        let claims: AccessTokenClaims = serde_json::from_str(json).unwrap();
+        let session = Session::from_claims(claims, &ClaimMapping::default()).unwrap();
+        Arc::new(Entry::new(
+            "t",
+            session,
+            Some("k"),
+            Algorithm::ES256,
+            validation,
+        ))
+    }
+
+    fn lifetime(json: &str, validation: &Validation) -> Option<Duration> {
+        ExpireWithToken.expire_after_create(&0, &entry(json, validation), Instant::now())
+    }
+
+    /// Item 8: with `require_exp(false)` entries never expired; now nothing
+    /// lives longer than the unbounded lifetime, and a maximum age bounds
+    /// an entry before its `exp` does.
+    #[test]
+    fn entry_lifetimes_are_bounded() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let lax = Validation::new().require_exp(false);
+        assert_eq!(lifetime(r#"{"sub":"u"}"#, &lax), Some(UNBOUNDED_LIFETIME));
+        // a far-future exp (any finite number) neither panics nor lives long
+        for exp in ["1e300", "18446744073709551615", "99999999999"] {
+            let json = format!(r#"{{"sub":"u","exp":{exp}}}"#);
+            assert_eq!(lifetime(&json, &lax), Some(UNBOUNDED_LIFETIME), "{exp}");
+        }
+        // exp in 100 s, leeway 60 s
+        let json = format!(r#"{{"sub":"u","exp":{}}}"#, now + 100);
+        let left = lifetime(&json, &Validation::new()).unwrap();
+        assert!(
+            left > Duration::from_secs(155) && left <= Duration::from_secs(160),
+            "{left:?}"
+        );
+        // issued 50 s ago, max age 60 s, leeway 60 s: 70 s left, before exp
+        let aged = Validation::new().max_age(Duration::from_secs(60));
+        let json = format!(r#"{{"sub":"u","iat":{},"exp":{}}}"#, now - 50, now + 3000);
+        let left = lifetime(&json, &aged).unwrap();
+        assert!(
+            left > Duration::from_secs(65) && left <= Duration::from_secs(70),
+            "{left:?}"
+        );
+        // already past: zero
+        let json = format!(r#"{{"sub":"u","exp":{}}}"#, now - 1000);
+        assert_eq!(lifetime(&json, &Validation::new()), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_hash_collision_is_a_miss_not_another_session() {
+        let cache = TokenCache::new(1 << 20);
+        let validation = Validation::new().require_exp(false);
+        let keys =
+            keyward_core::KeySet::from_jwks(&keyward_testkit::TestIssuer::new("https://i").jwks())
+                .unwrap();
+        let session = || {
+            let claims: AccessTokenClaims = serde_json::from_str(r#"{"sub":"u"}"#).unwrap();
+            Session::from_claims(claims, &ClaimMapping::default()).unwrap()
+        };
+        let entry = |token| {
+            Entry::new(
+                token,
+                session(),
+                Some("key-1"),
+                Algorithm::ES256,
+                &validation,
+            )
+        };
+        // control: an entry under its own index is served
+        cache.insert(entry("a"));
+        assert!(matches!(
+            cache.get("a", &validation, &keys, 0),
+            Lookup::Hit(_)
+        ));
+        // an entry for token "a" planted under the index of token "b"
+        cache
+            .cache
+            .insert(cache.index.hash_one("b"), Arc::new(entry("a")));
+        assert!(matches!(
+            cache.get("b", &validation, &keys, 0),
+            Lookup::Miss
+        ));
+    }
+}

@@ -420,3 +420,63 @@ async fn credentials_errors_and_cookie() {
     assert_eq!(err.kind(), ErrorKind::UserInfoUnavailable);
     assert!(Authenticator::builder().build().is_err(), "no key source");
 }
+
+/// Hardening issue, item 7: userinfo's `email_verified` is read, and an
+/// address it does not mark verified is not served (unless the mapping
+/// accepts unverified email); one it marks verified is, with the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_info_email_is_served_only_when_verified() {
+    let issuer = Issuer::start().await;
+    let token = issuer.token(issuer.claims("user-1"));
+    for (body, strict, lenient) in [
+        (
+            json!({"sub":"user-1","email":"u@x","email_verified":false}),
+            None,
+            Some("u@x"),
+        ),
+        (json!({"sub":"user-1","email":"u@x"}), None, Some("u@x")),
+        (
+            json!({"sub":"user-1","email":"u@x","email_verified":true}),
+            Some("u@x"),
+            Some("u@x"),
+        ),
+    ] {
+        issuer
+            .server
+            .set("/userinfo", Route::json(body.to_string()));
+        for (accept, expected) in [(false, strict), (true, lenient)] {
+            let auth = issuer
+                .builder()
+                .baked_jwks(&issuer.keys.jwks())
+                .user_info_from_discovery()
+                .claim_mapping(keyward::ClaimMapping::default().accept_unverified_email(accept))
+                .build()
+                .unwrap();
+            let session = auth.authenticate(&bearer(&token), WITH_INFO).await.unwrap();
+            assert_eq!(session.email(), expected, "{body} accept={accept}");
+            assert_eq!(
+                session.email_verified(),
+                body["email_verified"].as_bool(),
+                "{body}"
+            );
+        }
+    }
+    // a token that marks its email unverified does not count as having one
+    let mut claims = issuer.claims("user-1");
+    claims["email"] = json!("token@x");
+    claims["email_verified"] = json!(false);
+    claims["jti"] = json!("unverified-in-token");
+    let auth = issuer
+        .builder()
+        .baked_jwks(&issuer.keys.jwks())
+        .build()
+        .unwrap();
+    let session = auth
+        .authenticate(&bearer(&issuer.token(claims)), NO_INFO)
+        .await
+        .unwrap();
+    assert_eq!(
+        (session.email(), session.email_verified()),
+        (None, Some(false))
+    );
+}

@@ -168,3 +168,71 @@ async fn unreachable_keys_are_503_and_missing_layer_is_500() {
         .unwrap();
     assert_eq!(r.status(), 500);
 }
+
+/// Hardening issue, items 5 and 6 through the layer: a `cnf` token on
+/// `Authorization: Bearer` is 401 `invalid_token` with a description (and
+/// never reaches the handler); membership is by id, so an organisation whose
+/// *slug* is the required id does not pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bound_tokens_and_slug_shaped_ids_are_refused() {
+    let issuer = TestIssuer::new("https://issuer.example");
+    let auth = Authenticator::builder()
+        .issuer("https://issuer.example")
+        .audience(AUD)
+        .baked_jwks(&issuer.jwks())
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/me", get(me))
+        .route(
+            "/o-victim",
+            get(me).layer(AuthLayer::new(auth.clone()).require_membership("o-victim")),
+        )
+        .layer(AuthLayer::new(auth));
+    let base = serve(app).await;
+    let client = reqwest::Client::new();
+
+    let mut bound = issuer.claims("user-1", AUD);
+    bound["cnf"] = json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
+    let bound = issuer.mint("key-1", &bound);
+    for _ in 0..2 {
+        // twice: a refused token is never cached
+        let r = client
+            .get(format!("{base}/me"))
+            .bearer_auth(&bound)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(
+            challenge.starts_with("Bearer error=\"invalid_token\", error_description=\"")
+                && challenge.contains("proof of possession"),
+            "{challenge}"
+        );
+        assert_eq!(
+            r.text().await.unwrap(),
+            r#"{"error":"sender_constrained_token"}"#
+        );
+    }
+
+    let mut shadow = issuer.claims("user-1", AUD);
+    shadow["orgs"] = json!([{"id": "o-mine", "slug": "o-victim"}]);
+    let shadow = issuer.mint("key-1", &shadow);
+    let r = client
+        .get(format!("{base}/o-victim"))
+        .bearer_auth(&shadow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a slug must not satisfy an id requirement");
+    let mut member = issuer.claims("user-2", AUD);
+    member["orgs"] = json!([{"id": "o-victim", "slug": "victim"}]);
+    let r = client
+        .get(format!("{base}/o-victim"))
+        .bearer_auth(issuer.mint("key-1", &member))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
