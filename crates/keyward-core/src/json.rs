@@ -93,6 +93,10 @@ pub(crate) struct SeenNames<'a> {
     max_members: usize,
 }
 
+// The inline variant is the point: an ordinary object's names live on the
+// stack of the one visitor checking it, with no allocation; boxing it would
+// allocate for every object.
+#[allow(clippy::large_enum_variant)]
 enum Names<'a> {
     Inline {
         names: [&'a str; INLINE_NAMES],
