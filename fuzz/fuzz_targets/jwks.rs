@@ -1,12 +1,17 @@
 //! JWKS documents into key sets, with both backends: no panic, and the
-//! same keys usable (same kids, same number skipped).
+//! same keys usable (same kids, same number skipped); and the duplicate
+//! checks' work linear in the document (a member bomb in a JWK object fails
+//! the run however fast the machine is).
 #![no_main]
+use keyward_core::fuzzing::{duplicate_check_work, MAX_WORK_PER_MEMBER};
 use keyward_core::{Backend, KeySet};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(doc) = std::str::from_utf8(data) else { return };
-    let a = KeySet::from_jwks_with(doc, Backend::RustCrypto);
+    let (a, work) = duplicate_check_work(|| KeySet::from_jwks_with(doc, Backend::RustCrypto));
+    let bound = MAX_WORK_PER_MEMBER * data.len() as u64;
+    assert!(work <= bound, "{work} name comparisons for {} bytes", data.len());
     let b = KeySet::from_jwks_with(doc, Backend::AwsLc);
     match (a, b) {
         (Ok(a), Ok(b)) => {

@@ -69,7 +69,7 @@ impl<'de> de::Deserialize<'de> for Str<'de> {
 
 /// How many member names of one object are compared linearly, without
 /// allocating; past that the names move into a hash set.
-const INLINE_NAMES: usize = 16;
+pub(crate) const INLINE_NAMES: usize = 16;
 
 /// Default cap on the members of one JSON object (header, payload, nested
 /// claim objects, JWKs): see [`crate::Validation::max_object_members`].
@@ -164,7 +164,7 @@ impl<'a> SeenNames<'a> {
 
     /// Whether `name` was seen.
     pub(crate) fn contains(&self, name: &str) -> bool {
-        #[cfg(test)]
+        #[cfg(any(test, fuzzing))]
         work::count(match &self.names {
             Names::Inline { len, .. } => *len as u64,
             Names::Hashed(_) => 1,
@@ -181,9 +181,11 @@ impl<'a> SeenNames<'a> {
     }
 }
 
-/// Work counting for the tests: name comparisons and hash lookups made by
-/// [`SeenNames::contains`] on this thread.
-#[cfg(test)]
+/// Work counting for the tests and the fuzz targets: name comparisons and
+/// hash lookups made by [`SeenNames::contains`] on this thread. Each call
+/// costs at most [`INLINE_NAMES`], and there is one call per member, so the
+/// work is linear in the input whatever its shape.
+#[cfg(any(test, fuzzing))]
 pub(crate) mod work {
     use std::cell::Cell;
     thread_local! {

@@ -70,3 +70,22 @@ pub use jwk::{Jwk, KeySet, SkippedKey};
 pub use key_source::{KeyQuery, KeySource};
 pub use validation::{BoundTokens, Clock, FixedClock, SystemClock, Validation};
 pub use verifier::{decode_unverified, VerifiedToken, Verifier};
+
+/// Hooks for the fuzz targets (built only with `--cfg fuzzing`, as
+/// cargo-fuzz builds): not part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The most work one duplicate-name check may do: a member costs at most
+    /// this many name comparisons (or one hash lookup).
+    pub const MAX_WORK_PER_MEMBER: u64 = crate::json::INLINE_NAMES as u64;
+
+    /// Runs `f` and returns what it returned with the number of name
+    /// comparisons and hash lookups the duplicate-member checks made
+    /// meanwhile, on this thread. A fuzz target asserts that this stays
+    /// linear in its input: a quadratic check (a member bomb) fails the
+    /// run however fast the machine is.
+    pub fn duplicate_check_work<T>(f: impl FnOnce() -> T) -> (T, u64) {
+        crate::json::work::of(f)
+    }
+}
