@@ -77,7 +77,11 @@ impl<'de> Deserialize<'de> for Scopes {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scopes, A::Error> {
                 let mut out = BTreeSet::new();
                 while let Some(s) = seq.next_element::<String>()? {
-                    out.insert(s);
+                    // an empty element is no scope (as in the string form):
+                    // `has_scope("")` from a blank setting must not pass
+                    if !s.is_empty() {
+                        out.insert(s);
+                    }
                 }
                 Ok(Scopes(out))
             }

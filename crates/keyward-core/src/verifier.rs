@@ -67,6 +67,13 @@ impl<C> VerifiedToken<C> {
         self.key_set.keys().get(self.key_index)
     }
 
+    /// The key set the verifying key came from (a cheap, shared handle:
+    /// compare with [`KeySet::ptr_eq`] to tell whether a source still
+    /// offers the very same keys).
+    pub fn key_set(&self) -> &KeySet {
+        &self.key_set
+    }
+
     /// Splits into header, typed claims and payload JSON.
     pub fn into_parts(self) -> (Header, C, String) {
         (self.header, self.claims, self.claims_json)

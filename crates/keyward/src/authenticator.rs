@@ -192,11 +192,18 @@ impl Authenticator {
                     .map(str::to_owned);
                 match cache {
                     Some(cache) => {
+                        let key_set = verified.key_set().clone();
                         let (_, claims, payload) = verified.into_parts();
                         let session =
                             Session::from_verified_payload(claims, payload, &inner.mapping)?;
-                        let entry =
-                            Entry::new(token, session.clone(), kid.as_deref(), alg, validation);
+                        let entry = Entry::new(
+                            token,
+                            session.clone(),
+                            kid.as_deref(),
+                            alg,
+                            key_set,
+                            validation,
+                        );
                         cache.insert(entry);
                         session
                     }

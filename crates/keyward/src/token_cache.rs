@@ -18,7 +18,11 @@
 //!   no longer in the key source (rotated out, or disowned by the issuer's
 //!   current set) is dropped and verified again. The key is the one that
 //!   verified the token, named by its `kid` even when the token had none, so
-//!   dropping a `kid` header does not dodge a key's removal.
+//!   dropping a `kid` header does not dodge a key's removal; and a hit
+//!   requires the source to offer the very key set that verified the token
+//!   ([`KeySet::ptr_eq`]), so a key replaced under the same `kid`, or a
+//!   kid-less key replaced by another, sends the token back to full
+//!   verification.
 //! - Memory exhaustion: the cache is bounded in **bytes**, not entries
 //!   (tokens of a few KiB with large `groups` claims would otherwise grow the
 //!   process by gigabytes). Each entry is weighed as the token, the compact
@@ -29,7 +33,7 @@
 //!   hashed for a lookup (see the authenticator).
 
 use keyward_claims::Session;
-use keyward_core::{Algorithm, KeyQuery, KeySource, Validation};
+use keyward_core::{Algorithm, KeyQuery, KeySet, KeySource, Validation};
 use moka::sync::Cache;
 use moka::Expiry;
 use std::hash::{BuildHasher, RandomState};
@@ -67,6 +71,11 @@ pub(crate) struct Entry {
     /// token named none).
     kid: Option<Box<str>>,
     alg: Algorithm,
+    /// The key set that verified the token (a shared handle). A hit requires
+    /// the source to offer this very set: a key replaced under the same
+    /// `kid`, or a kid-less key replaced by another, makes a new set, and
+    /// the token is verified again.
+    keys: KeySet,
 }
 
 impl Entry {
@@ -75,6 +84,7 @@ impl Entry {
         session: Session,
         kid: Option<&str>,
         alg: Algorithm,
+        keys: KeySet,
         validation: &Validation,
     ) -> Self {
         let registered = session.registered_claims();
@@ -88,6 +98,7 @@ impl Entry {
             valid_until: validation.valid_until(exp, iat),
             kid: kid.map(Into::into),
             alg,
+            keys,
             session,
         }
     }
@@ -214,8 +225,8 @@ fn key_still_present(entry: &Entry, keys: &dyn KeySource) -> bool {
     };
     match (keys.resolve_cached(&query), entry.kid.as_deref()) {
         (None, _) => false,
-        (Some(set), Some(kid)) => set.contains_kid(kid) && !keys.disowns(kid),
-        (Some(set), None) => set.keys().iter().any(|k| k.supports(entry.alg)),
+        (Some(set), Some(kid)) => set.ptr_eq(&entry.keys) && !keys.disowns(kid),
+        (Some(set), None) => set.ptr_eq(&entry.keys),
     }
 }
 
@@ -232,6 +243,7 @@ mod tests {
             session,
             Some("k"),
             Algorithm::ES256,
+            KeySet::from_keys(Vec::new()),
             validation,
         ))
     }
@@ -293,6 +305,7 @@ mod tests {
                 session(),
                 Some("key-1"),
                 Algorithm::ES256,
+                keys.clone(),
                 &validation,
             )
         };

@@ -45,13 +45,25 @@ pub(crate) enum Endpoint {
     Discover(String),
 }
 
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(b) => Some(b),
+        serde_json::Value::String(s) if s == "true" => Some(true),
+        serde_json::Value::String(s) if s == "false" => Some(false),
+        _ => None,
+    })
+}
+
 #[derive(Clone, Debug, Deserialize)]
 struct Profile {
     sub: String,
     #[serde(default)]
     email: Option<String>,
-    /// OIDC Core §5.1: a boolean. Without it the email counts as unverified.
-    #[serde(default)]
+    /// OIDC Core §5.1: a boolean. Some providers (AWS Cognito) send the
+    /// strings `"true"`/`"false"`; those are read as the boolean. Anything
+    /// else counts as absent: the email is then unverified (never an error
+    /// that would fail the whole authentication).
+    #[serde(default, deserialize_with = "lenient_bool")]
     email_verified: Option<bool>,
     #[serde(default)]
     name: Option<String>,
@@ -173,7 +185,7 @@ impl UserInfo {
             ))
         })?;
         let mut profile: Profile = serde_json::from_slice(&body).map_err(|_| {
-            unavailable("the userinfo response is not a JSON object with a string \"sub\" (and string \"email\"/\"name\", boolean \"email_verified\" when present)")
+            unavailable("the userinfo response is not a JSON object with a string \"sub\" (and string \"email\"/\"name\" when present)")
         })?;
         profile.token_exp = token_exp;
         Ok(Arc::new(profile))
