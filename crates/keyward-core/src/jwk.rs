@@ -42,13 +42,20 @@ pub const RSA_MAX_BITS: usize = 8192;
 pub const HMAC_MIN_BYTES: usize = 32;
 
 /// A verifying key from a JWK, parsed for its backend.
+///
+/// Cheap to clone: the parsed key is shared.
+#[derive(Clone)]
 pub struct Jwk {
     kid: Option<String>,
     alg: Option<Algorithm>,
     family: KeyFamily,
     /// RSA modulus or HMAC secret length in bytes.
     key_len: usize,
-    native: NativeKey,
+    /// The key's defining bytes (RSA `n` then `e`, the EC point, the
+    /// Ed25519 point, the HMAC secret), to tell whether two JWKs hold the
+    /// same key ([`Jwk::same_key`]). Never printed.
+    material: Arc<[u8]>,
+    native: Arc<NativeKey>,
 }
 
 impl Jwk {
@@ -145,6 +152,25 @@ impl Jwk {
     pub(crate) fn native(&self) -> &NativeKey {
         &self.native
     }
+
+    /// Whether `other` holds the same key: same family and the same key
+    /// material (`kid` and `alg` are not compared).
+    ///
+    /// A key source uses this to recognise a key without `kid` in another
+    /// source's set, for example to tell that a baked kid-less key is no
+    /// longer published by the issuer.
+    ///
+    /// ```
+    /// use keyward_core::Jwk;
+    /// let a = Jwk::parse(r#"{"kty":"OKP","crv":"Ed25519","kid":"a",
+    ///     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#).unwrap();
+    /// let b = Jwk::parse(r#"{"kty":"OKP","crv":"Ed25519",
+    ///     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#).unwrap();
+    /// assert!(a.same_key(&b));
+    /// ```
+    pub fn same_key(&self, other: &Jwk) -> bool {
+        self.family == other.family && self.material == other.material
+    }
 }
 
 impl fmt::Debug for Jwk {
@@ -197,11 +223,83 @@ struct Inner {
     skipped: Vec<SkippedKey>,
 }
 
-#[derive(Deserialize)]
+/// The `keys` array of a JWKS document, each key left unparsed, read with a
+/// cap on its length: the count is checked while the array is read, before
+/// any key is parsed or stored (threat: a 1 MiB array of tiny junk entries
+/// costing one parse, one allocation and one warning each).
 struct RawJwks<'a> {
-    #[serde(borrow)]
     keys: Vec<&'a RawValue>,
 }
+
+struct RawJwksSeed {
+    max_keys: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for RawJwksSeed {
+    type Value = RawJwks<'de>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RawJwksSeed {
+    type Value = RawJwks<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object with a \"keys\" array")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let mut keys = None;
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if name == "keys" {
+                if keys.is_some() {
+                    return Err(A::Error::duplicate_field("keys"));
+                }
+                keys = Some(map.next_value_seed(KeysArraySeed {
+                    max_keys: self.max_keys,
+                })?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        keys.map(|keys| RawJwks { keys })
+            .ok_or_else(|| A::Error::missing_field("keys"))
+    }
+}
+
+struct KeysArraySeed {
+    max_keys: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeysArraySeed {
+    type Value = Vec<&'de RawValue>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeysArraySeed {
+    type Value = Vec<&'de RawValue>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of JWK objects")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut keys = Vec::new();
+        while let Some(key) = seq.next_element::<&'de RawValue>()? {
+            if keys.len() == self.max_keys {
+                return Err(json::own_error(format_args!(
+                    "more than {} keys (the limit)",
+                    self.max_keys
+                )));
+            }
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+}
+
+/// How many skipped keys a load's warning names (the rest are counted).
+const SKIPPED_NAMED_IN_WARNING: usize = 3;
 
 impl KeySet {
     /// Parses a JWKS document with the default backend.
@@ -211,13 +309,42 @@ impl KeySet {
 
     /// Parses a JWKS document with the given backend.
     pub fn from_jwks_with(json_text: &str, backend: Backend) -> Result<KeySet, Error> {
-        let raw: RawJwks<'_> = serde_json::from_str(json_text).map_err(|e| {
-            Error::malformed(json::sanitize(
-                &e,
-                "JWKS",
-                "it must be a JSON object with a \"keys\" array of objects",
-            ))
-        })?;
+        KeySet::from_jwks_limited(json_text, backend, usize::MAX)
+    }
+
+    /// Parses a JWKS document whose `keys` array may hold at most
+    /// `max_keys` entries (usable or not). The count is checked while the
+    /// array is read, before any key is parsed: a longer array is
+    /// `malformed`, whatever its entries.
+    ///
+    /// Keys that cannot be used are skipped ([`KeySet::skipped`]) and
+    /// reported in **one** `tracing` warning per document, naming the first
+    /// few and counting the rest.
+    ///
+    /// ```
+    /// use keyward_core::{Backend, KeySet};
+    /// let doc = r#"{"keys":[{"kty":"oct"},{"kty":"oct"},{"kty":"oct"}]}"#;
+    /// assert!(KeySet::from_jwks_limited(doc, Backend::default(), 2).is_err());
+    /// let set = KeySet::from_jwks_limited(doc, Backend::default(), 3).unwrap();
+    /// assert_eq!(set.skipped().len(), 3);
+    /// ```
+    pub fn from_jwks_limited(
+        json_text: &str,
+        backend: Backend,
+        max_keys: usize,
+    ) -> Result<KeySet, Error> {
+        use serde::de::DeserializeSeed;
+        let mut de = serde_json::Deserializer::from_str(json_text);
+        let raw = RawJwksSeed { max_keys }
+            .deserialize(&mut de)
+            .and_then(|raw| de.end().map(|()| raw))
+            .map_err(|e| {
+                Error::malformed(json::sanitize(
+                    &e,
+                    "JWKS",
+                    "it must be a JSON object with a \"keys\" array of objects",
+                ))
+            })?;
         let mut keys = Vec::with_capacity(raw.keys.len());
         let mut skipped = Vec::new();
         for (index, key_json) in raw.keys.iter().enumerate() {
@@ -227,16 +354,33 @@ impl KeySet {
                     let kid = serde_json::from_str::<KidOnly>(key_json.get())
                         .ok()
                         .and_then(|k| k.kid);
-                    tracing::warn!(
-                        index,
-                        kid = kid.as_deref().map(Error::quote),
-                        kind = reason.kind().as_str(),
-                        reason = reason.message(),
-                        "JWKS key skipped"
-                    );
                     skipped.push(SkippedKey { index, kid, reason });
                 }
             }
+        }
+        if !skipped.is_empty() {
+            let named: Vec<String> = skipped
+                .iter()
+                .take(SKIPPED_NAMED_IN_WARNING)
+                .map(|s| {
+                    format!(
+                        "#{} {}({}: {})",
+                        s.index,
+                        s.kid
+                            .as_deref()
+                            .map(|k| format!("{} ", Error::quote(k)))
+                            .unwrap_or_default(),
+                        s.reason.kind().as_str(),
+                        s.reason.message()
+                    )
+                })
+                .collect();
+            tracing::warn!(
+                skipped = skipped.len(),
+                loaded = keys.len(),
+                first = %named.join("; "),
+                "JWKS keys skipped"
+            );
         }
         Ok(KeySet::from_keys_and_skipped(keys, skipped))
     }
@@ -311,6 +455,34 @@ impl KeySet {
     /// Whether two handles share the same loaded keys.
     pub fn ptr_eq(&self, other: &KeySet) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Whether the set holds `key`: by `kid` when `key` has one, otherwise
+    /// by key material ([`Jwk::same_key`]).
+    pub fn offers(&self, key: &Jwk) -> bool {
+        match key.kid() {
+            Some(kid) => self.contains_kid(kid),
+            None => self.keys().iter().any(|k| k.same_key(key)),
+        }
+    }
+
+    /// The set without the keys for which `drop` is true; `self` itself
+    /// (the same shared set, see [`KeySet::ptr_eq`]) when none is dropped.
+    pub fn without(&self, mut drop: impl FnMut(&Jwk) -> bool) -> KeySet {
+        let mut keep = Vec::new();
+        let mut dropped = false;
+        for key in self.keys() {
+            if drop(key) {
+                dropped = true;
+            } else {
+                keep.push(key.clone());
+            }
+        }
+        if dropped {
+            KeySet::from_keys(keep)
+        } else {
+            self.clone()
+        }
     }
 }
 
@@ -569,13 +741,21 @@ impl RawJwk<'_> {
             }
         };
         let native = backend.load(&material, alg)?;
-        drop(second);
+        let mut identity = Vec::with_capacity(first.len() + second.len() + 4);
+        if family == KeyFamily::Rsa {
+            // length-prefixed so that no two (n, e) pairs share an encoding
+            identity
+                .extend_from_slice(&u32::try_from(first.len()).unwrap_or(u32::MAX).to_be_bytes());
+        }
+        identity.extend_from_slice(&first);
+        identity.extend_from_slice(&second);
         Ok(Jwk {
             kid: self.kid,
             alg,
             family,
             key_len,
-            native,
+            material: identity.into(),
+            native: Arc::new(native),
         })
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::algorithm::Algorithm;
 use crate::error::Error;
-use crate::jwk::KeySet;
+use crate::jwk::{Jwk, KeySet};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -72,6 +72,16 @@ pub trait KeySource: Send + Sync {
         let _ = kid;
         false
     }
+
+    /// Whether this source disowns `key`: by its `kid` when it has one
+    /// ([`disowns`](KeySource::disowns)); a source that can recognise keys
+    /// by their material (a fetched JWKS) also disowns a key without `kid`
+    /// that its current set does not hold. A chain drops disowned keys from
+    /// an earlier source's answer for tokens without `kid`, so removing a
+    /// `kid` header never brings a removed key back.
+    fn disowns_key(&self, key: &Jwk) -> bool {
+        key.kid().is_some_and(|kid| self.disowns(kid))
+    }
 }
 
 #[async_trait]
@@ -96,6 +106,9 @@ macro_rules! forward_key_source {
             }
             fn disowns(&self, kid: &str) -> bool {
                 (**self).disowns(kid)
+            }
+            fn disowns_key(&self, key: &Jwk) -> bool {
+                (**self).disowns_key(key)
             }
         }
     )*};

@@ -80,7 +80,10 @@ pub(crate) async fn discover(
 ) -> Result<ProviderMetadata, Error> {
     let url = discovery_url(issuer)?;
     http::check_url(&url, allow_http)?;
-    let body = match http::get(client, &url, None, max_body).await? {
+    let body = match http::get(client, &url, None, max_body)
+        .await
+        .map_err(|f| f.error)?
+    {
         http::Fetched::Body { body, .. } => body,
         http::Fetched::NotModified { .. } => {
             return Err(Error::new(

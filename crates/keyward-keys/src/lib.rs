@@ -53,7 +53,7 @@ pub use jwks_document::public_jwks;
 #[cfg(feature = "remote")]
 pub use remote::{
     fetch_jwks, http::parse_max_age, FetchedJwks, RemoteKeySource, RemoteKeySourceBuilder,
-    RemoteStats,
+    RemoteStats, SourceState,
 };
 pub use rotating::RotatingKeySource;
 pub use static_source::StaticKeySource;

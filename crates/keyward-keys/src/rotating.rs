@@ -4,18 +4,24 @@
 //! - A cold start needs no network while the baked keys are current: the
 //!   static source answers from memory.
 //! - A key rotated in at the issuer is found through the remote source (an
-//!   unknown kid triggers its rate-limited refetch): no redeploy.
-//! - A key removed at the issuer: the static set cannot know. By default a
-//!   later source that holds a current key set without that kid *disowns*
-//!   it, and the chain then refuses the kid even though an earlier source
-//!   still has it (`unknown_key`). This takes effect as soon as the remote
-//!   set has been fetched after the removal — see `docs/key-rotation.md`.
-//!   [`RotatingKeySource::honor_removals`] turns this off.
+//!   unknown kid triggers its rate-limited refetch): no redeploy, at the
+//!   first rotation and every later one.
+//! - A key removed at the issuer: the static set cannot know. A kid is
+//!   **removed** when a source *earlier* in the chain offers it and a
+//!   *later* source, from its newest successful fetch, does not (it
+//!   *disowns* it): the chain then refuses the kid (`unknown_key`, "removed
+//!   by its issuer"). A kid that no source has is **unknown**, not removed:
+//!   it is asked of every source in turn, so the remote source refetches
+//!   (rate-limited) before the token fails.
+//! - Removal applies to tokens without `kid` too: an earlier source's keys
+//!   that a later source disowns (by kid, or by key material for a kid-less
+//!   key) are left out of the answer.
+//! - [`RotatingKeySource::honor_removals`] turns removal off.
 //! - "Nobody knows this kid" is `unknown_key`; "a source could not be
 //!   reached and nobody else knew it" is `key_unavailable`.
 
 use async_trait::async_trait;
-use keyward_core::{Error, ErrorKind, KeyQuery, KeySet, KeySource};
+use keyward_core::{Error, ErrorKind, Jwk, KeyQuery, KeySet, KeySource};
 use std::fmt;
 use std::sync::Arc;
 
@@ -53,6 +59,16 @@ fn knows(keys: &KeySet, query: &KeyQuery<'_>) -> bool {
     }
 }
 
+/// What one source's answer means for the chain.
+enum Verdict {
+    /// The source knows the key and no later source disowns it.
+    Answer(KeySet),
+    /// The source knows the kid but a later source disowns it.
+    Removed,
+    /// The source does not know the key: ask the next one.
+    Next(KeySet),
+}
+
 impl RotatingKeySource {
     /// An empty chain; add sources with [`then`](Self::then).
     pub fn new() -> Self {
@@ -65,24 +81,52 @@ impl RotatingKeySource {
         self
     }
 
-    /// Whether a kid disowned by one source (removed at its issuer) is
-    /// refused even when another source still has it (default `true`).
+    /// Whether a kid offered by one source and disowned by a later one
+    /// (removed at its issuer) is refused (default `true`).
     pub fn honor_removals(mut self, honor: bool) -> Self {
         self.ignore_removals = !honor;
         self
     }
 
-    fn disowned(&self, query: &KeyQuery<'_>) -> bool {
-        !self.ignore_removals
-            && query
-                .kid
-                .is_some_and(|kid| self.sources.iter().any(|s| s.disowns(kid)))
+    /// Judges the answer of the source at `index`: for a token with `kid`,
+    /// whether a later source disowns the kid; for one without, the answer
+    /// without the keys later sources disown.
+    fn judge(&self, index: usize, keys: KeySet, query: &KeyQuery<'_>) -> Verdict {
+        let later = self.sources.get(index + 1..).unwrap_or_default();
+        if self.ignore_removals || later.is_empty() {
+            return if knows(&keys, query) {
+                Verdict::Answer(keys)
+            } else {
+                Verdict::Next(keys)
+            };
+        }
+        match query.kid {
+            Some(kid) if keys.contains_kid(kid) => {
+                if later.iter().any(|s| s.disowns(kid)) {
+                    Verdict::Removed
+                } else {
+                    Verdict::Answer(keys)
+                }
+            }
+            Some(_) => Verdict::Next(keys),
+            None => {
+                let kept = keys.without(|key| later.iter().any(|s| s.disowns_key(key)));
+                if knows(&kept, query) {
+                    Verdict::Answer(kept)
+                } else {
+                    Verdict::Next(kept)
+                }
+            }
+        }
     }
 
-    fn removed_error(kid: &str) -> Error {
+    fn removed_error(kid: Option<&str>) -> Error {
         Error::new(
             ErrorKind::UnknownKey,
-            format!("key {} has been removed by its issuer", Error::quote(kid)),
+            format!(
+                "key {} has been removed by its issuer",
+                Error::quote(kid.unwrap_or("(no kid)"))
+            ),
         )
     }
 }
@@ -91,30 +135,23 @@ impl RotatingKeySource {
 impl KeySource for RotatingKeySource {
     fn resolve_cached(&self, query: &KeyQuery<'_>) -> Option<KeySet> {
         let mut last = None;
-        for source in &self.sources {
+        for (index, source) in self.sources.iter().enumerate() {
             // A source that needs I/O to answer sends us down the async path.
             let keys = source.resolve_cached(query)?;
-            if knows(&keys, query) {
-                if self.disowned(query) {
-                    return None; // `resolve` reports the removal
-                }
-                return Some(keys);
+            match self.judge(index, keys, query) {
+                Verdict::Answer(keys) => return Some(keys),
+                Verdict::Removed => return None, // `resolve` reports the removal
+                Verdict::Next(keys) => last = Some(keys),
             }
-            last = Some(keys);
         }
         // every source answered from memory and none knows the kid
         last
     }
 
     async fn resolve(&self, query: &KeyQuery<'_>) -> Result<KeySet, Error> {
-        if self.disowned(query) {
-            if let Some(kid) = query.kid {
-                return Err(Self::removed_error(kid));
-            }
-        }
         let mut unavailable: Option<Error> = None;
         let mut last = None;
-        for source in &self.sources {
+        for (index, source) in self.sources.iter().enumerate() {
             let keys = match source.resolve_cached(query) {
                 Some(keys) => keys,
                 None => match source.resolve(query).await {
@@ -127,16 +164,11 @@ impl KeySource for RotatingKeySource {
                     Err(e) => return Err(e),
                 },
             };
-            if knows(&keys, query) {
-                // The fetch above may just have learnt of a removal.
-                if self.disowned(query) {
-                    if let Some(kid) = query.kid {
-                        return Err(Self::removed_error(kid));
-                    }
-                }
-                return Ok(keys);
+            match self.judge(index, keys, query) {
+                Verdict::Answer(keys) => return Ok(keys),
+                Verdict::Removed => return Err(Self::removed_error(query.kid)),
+                Verdict::Next(keys) => last = Some(keys),
             }
-            last = Some(keys);
         }
         match (unavailable, last) {
             (Some(e), _) => Err(e),
@@ -150,5 +182,9 @@ impl KeySource for RotatingKeySource {
 
     fn disowns(&self, kid: &str) -> bool {
         self.sources.iter().any(|s| s.disowns(kid))
+    }
+
+    fn disowns_key(&self, key: &Jwk) -> bool {
+        self.sources.iter().any(|s| s.disowns_key(key))
     }
 }

@@ -1,35 +1,45 @@
-//! A JWKS fetched over HTTP(S) and cached.
+//! A JWKS fetched over HTTP(S) and cached, with one explicit lifecycle.
 //!
-//! The request path never waits for the network while the cached set is
-//! fresh: [`RemoteKeySource::resolve_cached`] reads the current set through
-//! an atomic pointer (no lock), and a refresh starts in the background
-//! before the set expires. The network is awaited only on a cold start, after
-//! expiry, or for a `kid` the set does not know — and that last case is
-//! rate-limited so a storm of made-up kids cannot turn into a storm of
-//! fetches:
+//! A refresher task owned by the source ([`worker`]) performs every fetch,
+//! discovery included. Lookups never do I/O in their own future: they read
+//! the current [`Snapshot`](lifecycle::Snapshot) through an atomic pointer
+//! (no lock), or, when it cannot answer, await the shared result of the
+//! attempt the refresher runs. Dropping a caller never cancels, restarts or
+//! duplicates an attempt. The phases and what a lookup gets in each are in
+//! [`lifecycle`] (and `docs/key-rotation.md`):
 //!
-//! - **single flight**: concurrent fetches collapse into one HTTP request;
-//!   every waiter gets its result;
-//! - **unknown kid**: at most one refetch per cooldown (default 30 s);
-//!   during the cooldown an unknown kid fails fast with `unknown_key` (it
-//!   joins a refetch already in flight, never a queue);
+//! - **single flight**: one attempt at a time; every waiter gets its result;
+//! - **a bounded request rate**: every attempt sets the earliest start of
+//!   the next one (the timed refresh at 80% of the lifetime, or a backoff
+//!   after a failure), and an unknown `kid` claims at most one refetch per
+//!   cooldown (default 30 s) — including before the first success;
+//! - **cached keys never wait**: a lookup whose key is in the set (fresh, or
+//!   stale while the endpoint fails) is answered from memory;
 //! - **stale-if-error**: when a refresh fails, the last good set keeps being
-//!   served for a bounded time (default 24 h past its expiry), with a warning
-//!   and a counter, then `key_unavailable`;
-//! - **freshness** from `Cache-Control: max-age`, clamped (default 1 min to
-//!   24 h, 10 min when absent), with `ETag` revalidation.
+//!   served for a bounded time (default 24 h past its expiry), with a
+//!   warning and a counter, then `key_unavailable`; a fetch with no usable
+//!   key is a failed fetch;
+//! - **freshness** per RFC 9111 (`max-age` minus `Age`, else `Expires`
+//!   minus `Date`), clamped (default 1 min to 24 h, 10 min when absent), with
+//!   `ETag` revalidation.
 
 pub(crate) mod http;
+pub(crate) mod lifecycle;
+mod worker;
 
 use crate::discovery::{self, ProviderMetadata};
-use arc_swap::ArcSwapOption;
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use keyward_core::{Error, ErrorKind, KeyQuery, KeySet, KeySource};
+use keyward_core::{Backend, Error, ErrorKind, Jwk, KeyQuery, KeySet, KeySource};
+pub use lifecycle::SourceState;
+use lifecycle::{later, Answer, FetchedSet, Phase, Snapshot};
 use reqwest::Url;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use worker::{Request, RequestKind, Worker};
 
 /// Counters of what a [`RemoteKeySource`] has done (a snapshot).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,6 +56,9 @@ pub struct RemoteStats {
     pub unknown_kid_refetches: u64,
     /// Unknown `kid`s refused during the cooldown without a fetch.
     pub cooldown_rejections: u64,
+    /// Lookups that waited for an attempt of the refresher (they had no
+    /// usable key in memory).
+    pub waits: u64,
     /// Discovery documents fetched.
     pub discovery_fetches: u64,
 }
@@ -58,6 +71,7 @@ struct Counters {
     stale_serves: AtomicU64,
     unknown_kid_refetches: AtomicU64,
     cooldown_rejections: AtomicU64,
+    waits: AtomicU64,
     discovery_fetches: AtomicU64,
 }
 
@@ -80,6 +94,8 @@ struct Options {
     default_ttl: Duration,
     unknown_kid_cooldown: Duration,
     stale_if_error: Duration,
+    max_backoff: Duration,
+    discovery_ttl: Duration,
     timeout: Duration,
     max_body_bytes: usize,
     max_keys: usize,
@@ -95,6 +111,8 @@ impl Default for Options {
             default_ttl: Duration::from_secs(600),
             unknown_kid_cooldown: Duration::from_secs(30),
             stale_if_error: Duration::from_secs(24 * 3600),
+            max_backoff: Duration::from_secs(300),
+            discovery_ttl: Duration::from_secs(24 * 3600),
             timeout: Duration::from_secs(5),
             max_body_bytes: 1024 * 1024,
             max_keys: 100,
@@ -146,6 +164,19 @@ impl RemoteKeySourceBuilder {
         stale_if_error: Duration
     );
     setter!(
+        /// Longest wait between two attempts while the endpoint keeps
+        /// failing (default 5 min; never below the cooldown). The first
+        /// retry comes one cooldown after a failure, then the wait doubles.
+        max_backoff: Duration
+    );
+    setter!(
+        /// How long a discovered `jwks_uri` is used before the discovery
+        /// document is read again (default 24 h). It is also read again
+        /// when the JWKS URL answers `404`/`410` or fails three times in a
+        /// row.
+        discovery_ttl: Duration
+    );
+    setter!(
         /// Connect and total timeout of one request (default 5 s).
         timeout: Duration
     );
@@ -159,7 +190,8 @@ impl RemoteKeySourceBuilder {
         max_keys: usize
     );
     setter!(
-        /// Follow up to 5 redirects (default: none are followed).
+        /// Follow up to 5 redirects, each hop checked against the
+        /// https/loopback rule (default: none are followed).
         allow_redirects: bool
     );
     setter!(
@@ -175,80 +207,74 @@ impl RemoteKeySourceBuilder {
         self
     }
 
-    /// Builds the source. No request is made until keys are needed (or
-    /// [`RemoteKeySource::refresh`] is called).
+    /// Builds the source. No request is made until the source is first
+    /// used (or [`RemoteKeySource::refresh`] is called); then its refresher
+    /// task starts on the current Tokio runtime.
+    ///
+    /// A URL that is not `https` (or loopback `http`, or any `http` with
+    /// [`allow_http`](Self::allow_http)) fails here with
+    /// `invalid_configuration`, for a JWKS URL and for an issuer alike.
     pub fn build(self) -> Result<RemoteKeySource, Error> {
-        if let Location::Jwks(url) = &self.location {
-            http::check_url(url, self.options.allow_http)?;
+        let configuration =
+            |e: Error| Error::new(ErrorKind::InvalidConfiguration, e.message().to_owned());
+        match &self.location {
+            Location::Jwks(url) => {
+                http::check_url(url, self.options.allow_http).map_err(configuration)?
+            }
+            Location::Issuer(issuer) => {
+                let url = discovery::discovery_url(issuer).map_err(configuration)?;
+                http::check_url(&url, self.options.allow_http).map_err(configuration)?;
+            }
         }
         let client = match self.client {
             Some(client) => client,
             None => reqwest::Client::builder()
                 .connect_timeout(self.options.timeout)
                 .timeout(self.options.timeout)
-                .redirect(if self.options.allow_redirects {
-                    reqwest::redirect::Policy::limited(5)
-                } else {
-                    reqwest::redirect::Policy::none()
-                })
+                .redirect(http::redirect_policy(
+                    self.options.allow_redirects,
+                    self.options.allow_http,
+                ))
                 .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| {
                     Error::new(
-                        ErrorKind::KeyUnavailable,
+                        ErrorKind::InvalidConfiguration,
                         format!("cannot build HTTP client: {e}"),
                     )
                 })?,
         };
         Ok(RemoteKeySource {
-            inner: Arc::new(Inner {
+            shared: Arc::new(Shared {
                 client,
                 location: self.location,
                 options: self.options,
-                jwks_url: Mutex::new(None),
                 metadata: Mutex::new(None),
-                cache: ArcSwapOption::empty(),
-                flight: tokio::sync::Mutex::new(None),
-                completed: AtomicU64::new(0),
-                kid_refetch: Mutex::new(None),
-                refreshing: AtomicBool::new(false),
+                state: ArcSwap::from_pointee(Snapshot::empty(Instant::now())),
                 counters: Counters::default(),
             }),
+            refresher: Arc::new(Refresher::default()),
         })
     }
 }
 
-/// The cached key set and what is known about its freshness.
-struct Cached {
-    keys: KeySet,
-    etag: Option<String>,
-    /// Until when the set may be used without asking the network.
-    fresh_until: Instant,
-    /// When a background refresh starts.
-    refresh_at: Instant,
-    /// After a failed refresh: the last moment the set may still be served.
-    stale_limit: Instant,
-    /// Whether this is the last good set served after a failure.
-    stale: bool,
-}
-
-struct Inner {
+/// What the source and its refresher task share. Only the refresher writes
+/// `state` and `metadata`.
+struct Shared {
     client: reqwest::Client,
     location: Location,
     options: Options,
-    jwks_url: Mutex<Option<Url>>,
     metadata: Mutex<Option<ProviderMetadata>>,
-    cache: ArcSwapOption<Cached>,
-    /// Held while a fetch is in flight; holds the last fetch's result.
-    flight: tokio::sync::Mutex<Option<Result<KeySet, Error>>>,
-    /// Number of fetches completed (to tell whether one finished while a
-    /// caller waited for `flight`).
-    completed: AtomicU64,
-    /// The last unknown-kid refetch: when it was claimed, and the value of
-    /// `completed` at that moment.
-    kid_refetch: Mutex<Option<(Instant, u64)>>,
-    refreshing: AtomicBool,
+    state: ArcSwap<Snapshot>,
     counters: Counters,
+}
+
+/// The handle's side of the refresher task: the sender of its requests.
+/// Held only by handles, so the task ends when the last handle is dropped.
+#[derive(Default)]
+struct Refresher {
+    requests: Mutex<Option<mpsc::UnboundedSender<Request>>>,
+    started: AtomicBool,
 }
 
 /// A JWKS fetched from a URL (or discovered from an issuer) and cached.
@@ -265,13 +291,15 @@ struct Inner {
 /// ```
 #[derive(Clone)]
 pub struct RemoteKeySource {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
+    refresher: Arc<Refresher>,
 }
 
 impl fmt::Debug for RemoteKeySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteKeySource")
-            .field("location", &self.inner.location)
+            .field("location", &self.shared.location)
+            .field("state", &self.state())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -280,10 +308,17 @@ impl fmt::Debug for RemoteKeySource {
 fn parse_url(url: &str) -> Result<Url, Error> {
     Url::parse(url).map_err(|e| {
         Error::new(
-            ErrorKind::KeyUnavailable,
+            ErrorKind::InvalidConfiguration,
             format!("{} is not a URL: {e}", Error::quote(url)),
         )
     })
+}
+
+fn refresher_gone() -> Error {
+    Error::new(
+        ErrorKind::KeyUnavailable,
+        "the key source's refresher task is not running (no Tokio runtime?)",
+    )
 }
 
 impl RemoteKeySource {
@@ -299,7 +334,8 @@ impl RemoteKeySource {
         Self::builder_for_issuer(issuer).build()
     }
 
-    /// A builder for the JWKS at `jwks_url`.
+    /// A builder for the JWKS at `jwks_url` (`invalid_configuration` when
+    /// it is not a URL).
     pub fn builder_for_jwks_url(jwks_url: &str) -> Result<RemoteKeySourceBuilder, Error> {
         Ok(RemoteKeySourceBuilder {
             location: Location::Jwks(parse_url(jwks_url)?),
@@ -308,7 +344,8 @@ impl RemoteKeySource {
         })
     }
 
-    /// A builder for the JWKS discovered from `issuer`.
+    /// A builder for the JWKS discovered from `issuer` (checked at
+    /// [`build`](RemoteKeySourceBuilder::build)).
     pub fn builder_for_issuer(issuer: &str) -> RemoteKeySourceBuilder {
         RemoteKeySourceBuilder {
             location: Location::Issuer(issuer.to_owned()),
@@ -319,7 +356,7 @@ impl RemoteKeySource {
 
     /// What the source has done so far.
     pub fn stats(&self) -> RemoteStats {
-        let c = &self.inner.counters;
+        let c = &self.shared.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         RemoteStats {
             fetches: get(&c.fetches),
@@ -328,139 +365,140 @@ impl RemoteKeySource {
             stale_serves: get(&c.stale_serves),
             unknown_kid_refetches: get(&c.unknown_kid_refetches),
             cooldown_rejections: get(&c.cooldown_rejections),
+            waits: get(&c.waits),
             discovery_fetches: get(&c.discovery_fetches),
         }
     }
 
+    /// Where the source stands in its lifecycle (see [`SourceState`]).
+    pub fn state(&self) -> SourceState {
+        self.shared.state.load().state()
+    }
+
     /// The provider metadata, once discovered (issuer sources only).
     pub fn provider_metadata(&self) -> Option<ProviderMetadata> {
-        self.inner.metadata.lock().ok().and_then(|m| m.clone())
+        self.shared.metadata.lock().ok().and_then(|m| m.clone())
     }
 
-    /// Fetches the key set now (joining a fetch already in flight), for
-    /// example to fail fast at start-up or to warm the cache.
+    /// Fetches the key set with an attempt that starts after this call
+    /// (joining one that started since, or following the one in flight), for
+    /// example to fail fast at start-up. The rate limit holds: while the
+    /// source backs off after a failure, this returns that failure without
+    /// a request. Dropping the future does not cancel the attempt.
     pub async fn refresh(&self) -> Result<KeySet, Error> {
-        let observed = self.inner.completed.load(Ordering::Acquire);
-        self.inner.fetch_shared(observed).await
+        let snapshot = self.ask(RequestKind::Refresh, Instant::now()).await?;
+        match (&snapshot.phase, &snapshot.set) {
+            (Phase::Fresh, Some(set)) => Ok(set.keys.clone()),
+            (Phase::Stale { error, .. } | Phase::Failing { error, .. }, _) => Err(error.clone()),
+            _ => Err(Error::new(
+                ErrorKind::KeyUnavailable,
+                "the JWKS has not been fetched yet",
+            )),
+        }
     }
 
-    /// The key set currently cached, if any (fresh or stale).
+    /// The key set currently served, if any (fresh or stale).
     pub fn cached_key_set(&self) -> Option<KeySet> {
-        self.inner.cache.load().as_ref().map(|c| c.keys.clone())
+        self.shared
+            .state
+            .load()
+            .usable(Instant::now())
+            .map(|set| set.keys.clone())
+    }
+
+    /// Starts the refresher on first use (it then fetches in the
+    /// background). One atomic load once started.
+    fn ensure_started(&self) {
+        if !self.refresher.started.load(Ordering::Acquire) {
+            let _ = self.requests();
+        }
+    }
+
+    /// The refresher's request queue, starting the task on the current
+    /// runtime when it is not running (first use, or its runtime ended).
+    fn requests(&self) -> Option<mpsc::UnboundedSender<Request>> {
+        let mut slot = self.refresher.requests.lock().ok()?;
+        if let Some(requests) = slot.as_ref().filter(|r| !r.is_closed()) {
+            return Some(requests.clone());
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (requests, queue) = mpsc::unbounded_channel();
+        runtime.spawn(Worker::new(Arc::clone(&self.shared), queue).run());
+        let _ = requests.send(Request {
+            kind: RequestKind::Warm,
+            at: Instant::now(),
+            reply: None,
+        });
+        *slot = Some(requests.clone());
+        self.refresher.started.store(true, Ordering::Release);
+        Some(requests)
+    }
+
+    /// Sends a request to the refresher and waits for its snapshot.
+    async fn ask(&self, kind: RequestKind, at: Instant) -> Result<Arc<Snapshot>, Error> {
+        let requests = self.requests().ok_or_else(refresher_gone)?;
+        let (reply, answer) = oneshot::channel();
+        requests
+            .send(Request {
+                kind,
+                at,
+                reply: Some(reply),
+            })
+            .map_err(|_| refresher_gone())?;
+        answer.await.map_err(|_| refresher_gone())
+    }
+
+    fn count_fast_answer(
+        &self,
+        snapshot: &Snapshot,
+        keys: &KeySet,
+        query: &KeyQuery<'_>,
+        now: Instant,
+    ) {
+        let counters = &self.shared.counters;
+        if query.kid.is_some_and(|kid| !keys.contains_kid(kid)) {
+            bump(&counters.cooldown_rejections);
+        } else if snapshot.serving_stale(now) {
+            bump(&counters.stale_serves);
+        }
     }
 }
 
-impl Inner {
-    fn ttl(&self, max_age: Option<u64>) -> Duration {
+impl Shared {
+    fn ttl(&self, freshness: Option<Duration>) -> Duration {
         let o = &self.options;
-        max_age
-            .map(Duration::from_secs)
+        freshness
             .unwrap_or(o.default_ttl)
             .clamp(o.min_ttl, o.max_ttl.max(o.min_ttl))
     }
 
-    async fn jwks_url(&self) -> Result<Url, Error> {
-        let issuer = match &self.location {
-            Location::Jwks(url) => return Ok(url.clone()),
-            Location::Issuer(issuer) => issuer,
-        };
-        if let Some(url) = self.jwks_url.lock().ok().and_then(|u| u.clone()) {
-            return Ok(url);
-        }
-        bump(&self.counters.discovery_fetches);
-        let metadata = discovery::discover(
-            &self.client,
-            issuer,
-            self.options.allow_http,
-            self.options.max_body_bytes,
-        )
-        .await?;
-        tracing::debug!(issuer = %issuer, jwks_uri = %metadata.jwks_uri, "discovered JWKS location");
-        let url = metadata.jwks_uri.clone();
-        if let Ok(mut slot) = self.jwks_url.lock() {
-            *slot = Some(url.clone());
-        }
-        if let Ok(mut slot) = self.metadata.lock() {
-            *slot = Some(metadata);
-        }
-        Ok(url)
-    }
-
-    /// One fetch, or the result of one that completed while we waited.
-    async fn fetch_shared(self: &Arc<Self>, observed: u64) -> Result<KeySet, Error> {
-        let mut last = self.flight.lock().await;
-        if self.completed.load(Ordering::Acquire) != observed {
-            if let Some(result) = last.as_ref() {
-                return result.clone();
-            }
-        }
-        let result = self.fetch_and_store().await;
-        *last = Some(result.clone());
-        self.completed.fetch_add(1, Ordering::AcqRel);
-        result
-    }
-
-    /// Fetches, parses and caches; on failure serves the last good set while
-    /// within its stale bound.
-    async fn fetch_and_store(&self) -> Result<KeySet, Error> {
-        let previous = self.cache.load_full();
-        let etag = previous.as_ref().and_then(|c| c.etag.clone());
-        match self.fetch(etag.as_deref(), previous.as_deref()).await {
-            Ok(cached) => {
-                let keys = cached.keys.clone();
-                self.cache.store(Some(Arc::new(cached)));
-                Ok(keys)
-            }
-            Err(error) => {
-                bump(&self.counters.failures);
-                let now = Instant::now();
-                match previous {
-                    Some(prev) if now < prev.stale_limit => {
-                        tracing::warn!(
-                            error = %error,
-                            stale_for_secs = now.saturating_duration_since(prev.fresh_until).as_secs(),
-                            "JWKS refresh failed; serving the last good key set"
-                        );
-                        // Retry no sooner than the cooldown, and never past
-                        // the stale limit.
-                        let retry = (now + self.options.unknown_kid_cooldown).min(prev.stale_limit);
-                        let keys = prev.keys.clone();
-                        self.cache.store(Some(Arc::new(Cached {
-                            keys: prev.keys.clone(),
-                            etag: prev.etag.clone(),
-                            fresh_until: retry,
-                            refresh_at: retry,
-                            stale_limit: prev.stale_limit,
-                            stale: true,
-                        })));
-                        Ok(keys)
-                    }
-                    Some(_) => {
-                        tracing::error!(error = %error, "JWKS refresh failed and the last good key set is too old");
-                        self.cache.store(None);
-                        Err(error)
-                    }
-                    None => {
-                        tracing::warn!(error = %error, "JWKS fetch failed");
-                        Err(error)
-                    }
-                }
-            }
-        }
-    }
-
-    async fn fetch(&self, etag: Option<&str>, previous: Option<&Cached>) -> Result<Cached, Error> {
-        let url = self.jwks_url().await?;
-        http::check_url(&url, self.options.allow_http)?;
+    /// One GET of the JWKS (a revalidation when the previous set has an
+    /// ETag), parsed and checked. A document without a usable key is a
+    /// failure: it must not replace a good set.
+    async fn fetch(
+        &self,
+        url: &Url,
+        previous: Option<&FetchedSet>,
+    ) -> Result<FetchedSet, http::FetchError> {
+        http::check_url(url, self.options.allow_http)?;
         bump(&self.counters.fetches);
-        let fetched = http::get(&self.client, &url, etag, self.options.max_body_bytes).await?;
-        let now = Instant::now();
-        let (keys, max_age, etag) = match (fetched, previous) {
-            (http::Fetched::NotModified { max_age, etag: new }, Some(prev)) => {
+        let sent_at = Instant::now();
+        let etag = previous.and_then(|p| p.etag.as_deref());
+        let fetched = http::get(&self.client, url, etag, self.options.max_body_bytes).await?;
+        let (keys, lifetime, etag) = match (fetched, previous) {
+            (
+                http::Fetched::NotModified {
+                    freshness,
+                    etag: new,
+                },
+                Some(prev),
+            ) => {
                 bump(&self.counters.not_modified);
+                // a 304 without caching headers keeps the previous lifetime
+                let lifetime = freshness.map_or(prev.lifetime, |f| self.ttl(Some(f)));
                 (
                     prev.keys.clone(),
-                    max_age,
+                    lifetime,
                     new.or_else(|| prev.etag.clone()),
                 )
             }
@@ -468,198 +506,113 @@ impl Inner {
                 return Err(Error::new(
                     ErrorKind::KeyUnavailable,
                     format!("unexpected 304 from {url}"),
-                ))
+                )
+                .into())
             }
             (
                 http::Fetched::Body {
                     body,
-                    max_age,
+                    freshness,
                     etag,
                 },
                 _,
-            ) => {
-                let text = std::str::from_utf8(&body).map_err(|_| {
-                    Error::new(
-                        ErrorKind::KeyUnavailable,
-                        format!("the JWKS at {url} is not UTF-8"),
-                    )
-                })?;
-                let keys = KeySet::from_jwks(text).map_err(|e| {
-                    Error::new(
-                        ErrorKind::KeyUnavailable,
-                        format!("the JWKS at {url}: {}", e.message()),
-                    )
-                })?;
-                let total = keys.len() + keys.skipped().len();
-                if total > self.options.max_keys {
-                    return Err(Error::new(
-                        ErrorKind::KeyUnavailable,
-                        format!(
-                            "the JWKS at {url} has {total} keys, over the limit of {}",
-                            self.options.max_keys
-                        ),
-                    ));
-                }
-                if let Some(prev) = previous {
-                    log_changes(&prev.keys, &keys);
-                }
-                (keys, max_age, etag)
-            }
+            ) => (self.parse(url, &body)?, self.ttl(freshness), etag),
         };
-        let ttl = self.ttl(max_age);
-        let fresh_until = now + ttl;
-        tracing::debug!(keys = keys.len(), ttl_secs = ttl.as_secs(), "JWKS fetched");
-        Ok(Cached {
+        let fresh_until = later(sent_at, lifetime);
+        Ok(FetchedSet {
             keys,
             etag,
+            lifetime,
+            fetched_at: sent_at,
             fresh_until,
-            // refresh in the background once 80% of the lifetime has passed
-            refresh_at: now + ttl.mul_f64(0.8),
-            stale_limit: fresh_until + self.options.stale_if_error,
-            stale: false,
+            stale_limit: later(fresh_until, self.options.stale_if_error),
         })
     }
 
-    /// Claims the right to refetch for an unknown kid. `Ok` when claimed;
-    /// otherwise the `completed` value at the time of the last claim.
-    fn claim_kid_refetch(&self, now: Instant, observed: u64) -> Result<(), u64> {
-        let Ok(mut last) = self.kid_refetch.lock() else {
-            return Err(observed);
-        };
-        match *last {
-            Some((at, generation))
-                if now.saturating_duration_since(at) < self.options.unknown_kid_cooldown =>
-            {
-                Err(generation)
-            }
-            _ => {
-                *last = Some((now, observed));
-                Ok(())
-            }
+    fn parse(&self, url: &Url, body: &[u8]) -> Result<KeySet, Error> {
+        let text = std::str::from_utf8(body).map_err(|_| {
+            Error::new(
+                ErrorKind::KeyUnavailable,
+                format!("the JWKS at {url} is not UTF-8"),
+            )
+        })?;
+        let keys = KeySet::from_jwks_limited(text, Backend::default(), self.options.max_keys)
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::KeyUnavailable,
+                    format!("the JWKS at {url}: {}", e.message()),
+                )
+            })?;
+        if keys.is_empty() {
+            let why = keys
+                .skipped()
+                .first()
+                .map(|s| format!(" (first skipped key: {})", s.reason.message()))
+                .unwrap_or_default();
+            return Err(Error::new(
+                ErrorKind::KeyUnavailable,
+                format!(
+                    "the JWKS at {url} has no usable key: {} skipped{why}",
+                    keys.skipped().len()
+                ),
+            ));
         }
-    }
-
-    fn spawn_refresh(self: &Arc<Self>) {
-        if self.refreshing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            self.refreshing.store(false, Ordering::Release);
-            return;
-        };
-        let this = Arc::clone(self);
-        handle.spawn(async move {
-            let observed = this.completed.load(Ordering::Acquire);
-            let _ = this.fetch_shared(observed).await;
-            this.refreshing.store(false, Ordering::Release);
-        });
-    }
-}
-
-fn log_changes(old: &KeySet, new: &KeySet) {
-    for key in new.keys() {
-        if let Some(kid) = key.kid() {
-            if !old.contains_kid(kid) {
-                tracing::info!(kid = %Error::quote(kid), "JWKS key added");
-            }
-        }
-    }
-    for key in old.keys() {
-        if let Some(kid) = key.kid() {
-            if !new.contains_kid(kid) {
-                tracing::info!(kid = %Error::quote(kid), "JWKS key removed");
-            }
-        }
-    }
-}
-
-fn knows(keys: &KeySet, query: &KeyQuery<'_>) -> bool {
-    match query.kid {
-        Some(kid) => keys.contains_kid(kid),
-        None => true,
+        Ok(keys)
     }
 }
 
 #[async_trait]
 impl KeySource for RemoteKeySource {
     fn resolve_cached(&self, query: &KeyQuery<'_>) -> Option<KeySet> {
-        let inner = &self.inner;
-        let guard = inner.cache.load();
-        let cached = guard.as_ref()?;
+        self.ensure_started();
+        let snapshot = self.shared.state.load();
         let now = Instant::now();
-        if now >= cached.fresh_until {
-            return None;
-        }
-        if now >= cached.refresh_at && !cached.stale {
-            inner.spawn_refresh();
-        }
-        if knows(&cached.keys, query) {
-            if cached.stale {
-                bump(&inner.counters.stale_serves);
+        match snapshot.answer(query.kid, now) {
+            Answer::Keys(keys) => {
+                self.count_fast_answer(&snapshot, &keys, query, now);
+                Some(keys)
             }
-            return Some(cached.keys.clone());
+            Answer::Unavailable(_) | Answer::Ask => None,
         }
-        // Unknown kid: answer "unknown" from memory during the cooldown
-        // unless a refetch is still in flight (then `resolve` joins it).
-        let in_cooldown =
-            inner
-                .kid_refetch
-                .lock()
-                .ok()
-                .and_then(|l| *l)
-                .is_some_and(|(at, generation)| {
-                    now.saturating_duration_since(at) < inner.options.unknown_kid_cooldown
-                        && inner.completed.load(Ordering::Acquire) != generation
-                });
-        if in_cooldown {
-            bump(&inner.counters.cooldown_rejections);
-            return Some(cached.keys.clone());
-        }
-        None
     }
 
     async fn resolve(&self, query: &KeyQuery<'_>) -> Result<KeySet, Error> {
-        let inner = &self.inner;
-        let observed = inner.completed.load(Ordering::Acquire);
         let now = Instant::now();
-        let current = inner.cache.load_full();
-        if let Some(cached) = current.as_ref().filter(|c| now < c.fresh_until) {
-            if knows(&cached.keys, query) {
-                return Ok(cached.keys.clone());
+        let snapshot = self.shared.state.load_full();
+        match snapshot.answer(query.kid, now) {
+            Answer::Keys(keys) => {
+                self.count_fast_answer(&snapshot, &keys, query, now);
+                return Ok(keys);
             }
-            match inner.claim_kid_refetch(now, observed) {
-                Ok(()) => {
-                    bump(&inner.counters.unknown_kid_refetches);
-                    tracing::debug!(kid = ?query.kid.map(Error::quote), "unknown kid: refetching JWKS");
-                }
-                // A refetch claimed in this cooldown has not completed yet:
-                // join it rather than fail.
-                Err(generation) if inner.completed.load(Ordering::Acquire) == generation => {
-                    return inner.fetch_shared(generation).await;
-                }
-                Err(_) => {
-                    bump(&inner.counters.cooldown_rejections);
-                    return Ok(cached.keys.clone());
-                }
-            }
+            Answer::Unavailable(error) => return Err(error),
+            Answer::Ask => {}
         }
-        inner.fetch_shared(observed).await
+        bump(&self.shared.counters.waits);
+        let kid = query.kid.map(Box::from);
+        let answer = self.ask(RequestKind::Lookup(kid), now).await?;
+        answer.settle(query.kid, Instant::now())
     }
 
-    /// `true` when the current (or last good) set lacks `kid`. A chain
-    /// asks this on every lookup, so it also keeps the set current: past its
-    /// refresh point a background refresh starts, even when an earlier
-    /// (static) source answers every token.
+    /// `true` when the set the source serves (from its newest successful
+    /// fetch, fresh or stale) lacks `kid`. Nothing fetched yet: `false`.
     fn disowns(&self, kid: &str) -> bool {
-        let guard = self.inner.cache.load();
-        let Some(cached) = guard.as_ref() else {
-            return false;
-        };
-        let now = Instant::now();
-        if now >= cached.refresh_at {
-            self.inner.spawn_refresh();
-        }
-        now < cached.stale_limit && !cached.keys.contains_kid(kid)
+        self.ensure_started();
+        self.shared
+            .state
+            .load()
+            .usable(Instant::now())
+            .is_some_and(|set| !set.keys.contains_kid(kid))
+    }
+
+    /// Like [`disowns`](KeySource::disowns), and a key without `kid` is
+    /// recognised by its material.
+    fn disowns_key(&self, key: &Jwk) -> bool {
+        self.ensure_started();
+        self.shared
+            .state
+            .load()
+            .usable(Instant::now())
+            .is_some_and(|set| !set.keys.offers(key))
     }
 }
 
@@ -680,7 +633,7 @@ pub async fn fetch_jwks(location: &str) -> Result<FetchedJwks, Error> {
     let options = Options::default();
     let client = RemoteKeySource::builder_for_issuer(location)
         .build()?
-        .inner
+        .shared
         .client
         .clone();
     let url = parse_url(location)?;
@@ -723,7 +676,10 @@ async fn fetch_document(
     url: &Url,
     options: &Options,
 ) -> Result<String, Error> {
-    match http::get(client, url, None, options.max_body_bytes).await? {
+    match http::get(client, url, None, options.max_body_bytes)
+        .await
+        .map_err(|f| f.error)?
+    {
         http::Fetched::Body { body, .. } => String::from_utf8(body).map_err(|_| {
             Error::new(
                 ErrorKind::KeyUnavailable,
