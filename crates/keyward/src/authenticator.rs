@@ -5,7 +5,7 @@ use crate::token_cache::{Entry, Lookup, TokenCache, DEFAULT_TOKEN_CACHE_BYTES};
 use crate::user_info::{Endpoint, ProfileField, UserInfo, UserInfoFailure};
 use keyward_claims::{AccessTokenClaims, ClaimMapping, Session};
 use keyward_core::{Clock, Error, ErrorKind, KeySource, SystemClock, Validation, Verifier};
-use keyward_keys::{RemoteKeySource, RotatingKeySource, StaticKeySource};
+use keyward_keys::{RemoteKeySource, RemoteKeySourceBuilder, RotatingKeySource, StaticKeySource};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +43,7 @@ pub struct Authenticator {
 struct Inner {
     verifier: Verifier,
     keys: Arc<dyn KeySource>,
+    remote: Option<RemoteKeySource>,
     clock: Arc<dyn Clock>,
     mapping: ClaimMapping,
     bearer: bool,
@@ -69,13 +70,20 @@ enum Keys {
     Discovered,
     BakedThenDiscovered(String),
     Url(String),
+    Remote(RemoteKeySource),
+    BakedThenRemote(String, RemoteKeySource),
 }
+
+/// Adjusts the builder of the remote source that `remote_jwks`,
+/// `discovered_jwks` and `baked_then_discovered` create.
+type RemoteConfig = Box<dyn FnOnce(RemoteKeySourceBuilder) -> RemoteKeySourceBuilder + Send>;
 
 /// Builds an [`Authenticator`]; see [`Authenticator::builder`].
 pub struct AuthenticatorBuilder {
     issuers: Vec<String>,
     audiences: Vec<String>,
     keys: Option<Keys>,
+    remote_config: Option<RemoteConfig>,
     validation: Validation,
     mapping: ClaimMapping,
     bearer: bool,
@@ -98,6 +106,7 @@ impl Authenticator {
             issuers: Vec::new(),
             audiences: Vec::new(),
             keys: None,
+            remote_config: None,
             validation: Validation::new(),
             mapping: ClaimMapping::default(),
             bearer: true,
@@ -225,6 +234,28 @@ impl Authenticator {
     pub fn key_source(&self) -> &Arc<dyn KeySource> {
         &self.inner.keys
     }
+
+    /// The remote key source in use, when the keys come (partly) from the
+    /// network: for its [`stats`](RemoteKeySource::stats),
+    /// [`state`](RemoteKeySource::state) and
+    /// [`refresh`](RemoteKeySource::refresh) (for example to fail fast at
+    /// start-up). `None` for baked keys and for [`AuthenticatorBuilder::keys`].
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), keyward::Error> {
+    /// let auth = keyward::Authenticator::builder()
+    ///     .issuer("https://issuer.example")
+    ///     .audience("https://api.example")
+    ///     .discovered_jwks()
+    ///     .build()?;
+    /// if let Some(remote) = auth.remote_key_source() {
+    ///     remote.refresh().await?; // the issuer is reachable
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn remote_key_source(&self) -> Option<&RemoteKeySource> {
+        self.inner.remote.as_ref()
+    }
 }
 
 impl AuthenticatorBuilder {
@@ -269,6 +300,43 @@ impl AuthenticatorBuilder {
     /// discovered JWKS for keys it does not know (rotation without redeploy).
     pub fn baked_then_discovered(mut self, jwks: &str) -> Self {
         self.keys = Some(Keys::BakedThenDiscovered(jwks.to_owned()));
+        self
+    }
+
+    /// Uses this configured remote source alone (tuned cooldown, TTLs,
+    /// timeout, client; see [`RemoteKeySource::builder_for_issuer`]).
+    pub fn remote_key_source(mut self, source: RemoteKeySource) -> Self {
+        self.keys = Some(Keys::Remote(source));
+        self
+    }
+
+    /// The recommended chain with a configured remote source: the baked
+    /// JWKS first, then `source`.
+    pub fn baked_then_remote(mut self, jwks: &str, source: RemoteKeySource) -> Self {
+        self.keys = Some(Keys::BakedThenRemote(jwks.to_owned(), source));
+        self
+    }
+
+    /// Adjusts the remote source that [`remote_jwks`](Self::remote_jwks),
+    /// [`discovered_jwks`](Self::discovered_jwks) and
+    /// [`baked_then_discovered`](Self::baked_then_discovered) create.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let auth = keyward::Authenticator::builder()
+    ///     .issuer("https://issuer.example")
+    ///     .audience("https://api.example")
+    ///     .discovered_jwks()
+    ///     .configure_remote(|remote| remote.unknown_kid_cooldown(Duration::from_secs(60)))
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(auth.remote_key_source().is_some());
+    /// ```
+    pub fn configure_remote(
+        mut self,
+        configure: impl FnOnce(RemoteKeySourceBuilder) -> RemoteKeySourceBuilder + Send + 'static,
+    ) -> Self {
+        self.remote_config = Some(Box::new(configure));
         self
     }
 
@@ -359,31 +427,73 @@ impl AuthenticatorBuilder {
     }
 
     fn first_issuer(&self, what: &str) -> Result<&str, Error> {
-        self.issuers
-            .first()
-            .map(String::as_str)
-            .ok_or_else(|| Error::new(ErrorKind::KeyUnavailable, format!("{what} needs an issuer")))
+        self.issuers.first().map(String::as_str).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidConfiguration,
+                format!("{what} needs an issuer"),
+            )
+        })
     }
 
-    /// Builds the authenticator.
-    pub fn build(self) -> Result<Authenticator, Error> {
-        let keys: Arc<dyn KeySource> = match &self.keys {
+    /// The remote source the shorthand variants create, configured.
+    fn default_remote(
+        &mut self,
+        builder: RemoteKeySourceBuilder,
+    ) -> Result<RemoteKeySource, Error> {
+        match self.remote_config.take() {
+            Some(configure) => configure(builder).build(),
+            None => builder.build(),
+        }
+    }
+
+    /// Builds the authenticator. Configuration mistakes — no key source, a
+    /// bad JWKS or issuer URL, a baked JWKS without a usable key, discovery
+    /// without an issuer — fail here with `invalid_configuration`.
+    pub fn build(mut self) -> Result<Authenticator, Error> {
+        fn baked(jwks: &str) -> Result<StaticKeySource, Error> {
+            StaticKeySource::from_jwks(jwks).map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidConfiguration,
+                    format!("the baked JWKS: {}", e.message()),
+                )
+            })
+        }
+        let (keys, remote): (Arc<dyn KeySource>, Option<RemoteKeySource>) = match self.keys.take() {
             None => {
                 return Err(Error::new(
-                    ErrorKind::KeyUnavailable,
-                    "no key source configured (keys, baked_jwks, remote_jwks, discovered_jwks or baked_then_discovered)",
+                    ErrorKind::InvalidConfiguration,
+                    "no key source configured (keys, baked_jwks, remote_jwks, discovered_jwks, baked_then_discovered, remote_key_source or baked_then_remote)",
                 ))
             }
-            Some(Keys::Source(source)) => source.clone(),
-            Some(Keys::Baked(jwks)) => Arc::new(StaticKeySource::from_jwks(jwks)?),
-            Some(Keys::Url(url)) => Arc::new(RemoteKeySource::from_jwks_url(url)?),
-            Some(Keys::Discovered) => Arc::new(RemoteKeySource::from_issuer(self.first_issuer("discovery")?)?),
-            Some(Keys::BakedThenDiscovered(jwks)) => Arc::new(
-                RotatingKeySource::new()
-                    .then(StaticKeySource::from_jwks(jwks)?)
-                    .then(RemoteKeySource::from_issuer(self.first_issuer("discovery")?)?),
-            ),
+            Some(Keys::Source(source)) => (source, None),
+            Some(Keys::Baked(jwks)) => (Arc::new(baked(&jwks)?), None),
+            Some(Keys::Url(url)) => {
+                let remote = self.default_remote(RemoteKeySource::builder_for_jwks_url(&url)?)?;
+                (Arc::new(remote.clone()), Some(remote))
+            }
+            Some(Keys::Discovered) => {
+                let issuer = self.first_issuer("discovery")?.to_owned();
+                let remote = self.default_remote(RemoteKeySource::builder_for_issuer(&issuer))?;
+                (Arc::new(remote.clone()), Some(remote))
+            }
+            Some(Keys::BakedThenDiscovered(jwks)) => {
+                let issuer = self.first_issuer("discovery")?.to_owned();
+                let remote = self.default_remote(RemoteKeySource::builder_for_issuer(&issuer))?;
+                let chain = RotatingKeySource::new().then(baked(&jwks)?).then(remote.clone());
+                (Arc::new(chain), Some(remote))
+            }
+            Some(Keys::Remote(remote)) => (Arc::new(remote.clone()), Some(remote)),
+            Some(Keys::BakedThenRemote(jwks, remote)) => {
+                let chain = RotatingKeySource::new().then(baked(&jwks)?).then(remote.clone());
+                (Arc::new(chain), Some(remote))
+            }
         };
+        if self.remote_config.is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfiguration,
+                "configure_remote applies to remote_jwks, discovered_jwks or baked_then_discovered only",
+            ));
+        }
         let user_info = match &self.user_info {
             None => None,
             Some(endpoint) => {
@@ -414,6 +524,7 @@ impl AuthenticatorBuilder {
             inner: Arc::new(Inner {
                 verifier,
                 keys,
+                remote,
                 clock: self.clock,
                 mapping: self.mapping,
                 bearer: self.bearer,

@@ -65,7 +65,10 @@ pub use keyward_claims::{
 pub use keyward_core::{
     Algorithm, BoundTokens, Clock, Error, ErrorKind, FixedClock, KeySource, SystemClock, Validation,
 };
-pub use keyward_keys::{RemoteKeySource, RotatingKeySource, StaticKeySource};
+pub use keyward_keys::{
+    RemoteKeySource, RemoteKeySourceBuilder, RemoteStats, RotatingKeySource, SourceState,
+    StaticKeySource,
+};
 pub use keyward_refresh::{
     ClientAuth, Decision, InProcessCoordinator, RefreshClient, RefreshCoordinator, RefreshPolicy,
     TokenSet,
