@@ -62,3 +62,58 @@ async fn discover_verify_and_survive_rotation() {
         assert_eq!(err.kind(), ErrorKind::UnknownKey);
     }
 }
+
+/// The documented chain (baked set, then the discovered remote source)
+/// through two rotations at the provider: each rotation's kids are unknown
+/// to both sets, so each costs one refetch; the baked kids removed at the
+/// provider are refused as removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chain_survives_two_rotations() {
+    use keyward_keys::{fetch_jwks, RotatingKeySource, StaticKeySource};
+    use std::time::Duration;
+    let mut provider = OidcProvider::start().await;
+    let baked = fetch_jwks(&provider.issuer).await.unwrap().document;
+    let remote = RemoteKeySource::builder_for_issuer(&provider.issuer)
+        .unknown_kid_cooldown(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let chain = RotatingKeySource::new()
+        .then(StaticKeySource::from_jwks(&baked).unwrap())
+        .then(remote.clone());
+    let verifier = Verifier::new(
+        chain,
+        Validation::new()
+            .issuer(provider.issuer.clone())
+            .audience("https://api.example")
+            .typ("at+jwt"),
+    );
+    let baked_token = provider.access_token("ES256").await;
+    verifier
+        .verify::<RegisteredClaims>(&baked_token)
+        .await
+        .unwrap();
+    for rotation in 1..=2 {
+        tokio::time::sleep(Duration::from_millis(150)).await; // past the claim cooldown
+        let before = remote.stats().fetches;
+        let new_kids = provider.rotate().await;
+        for (alg, kid) in ["RS256", "ES256", "EdDSA"].iter().zip(&new_kids) {
+            let token = provider.access_token(alg).await;
+            let verified = verifier
+                .verify::<RegisteredClaims>(&token)
+                .await
+                .unwrap_or_else(|e| panic!("rotation {rotation}, {alg}: {e}"));
+            assert_eq!(verified.header().kid(), Some(kid.as_str()));
+        }
+        assert_eq!(
+            remote.stats().fetches,
+            before + 1,
+            "rotation {rotation}: one refetch for its three new kids"
+        );
+    }
+    let err = verifier
+        .verify::<RegisteredClaims>(&baked_token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownKey);
+    assert!(err.message().contains("removed"), "{err}");
+}
