@@ -457,11 +457,13 @@ impl KeySet {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// Whether the set holds `key`: by `kid` when `key` has one, otherwise
-    /// by key material ([`Jwk::same_key`]).
+    /// Whether the set holds `key`: the same key material
+    /// ([`Jwk::same_key`]) under the same `kid` when `key` has one, anywhere
+    /// in the set when it has none. A key replaced under its `kid` is not
+    /// offered.
     pub fn offers(&self, key: &Jwk) -> bool {
         match key.kid() {
-            Some(kid) => self.contains_kid(kid),
+            Some(kid) => self.find(kid).any(|k| k.same_key(key)),
             None => self.keys().iter().any(|k| k.same_key(key)),
         }
     }

@@ -103,9 +103,21 @@ impl RotatingKeySource {
         match query.kid {
             Some(kid) if keys.contains_kid(kid) => {
                 if later.iter().any(|s| s.disowns(kid)) {
-                    Verdict::Removed
+                    return Verdict::Removed;
+                }
+                // The kid is still published, but maybe with other key
+                // material (a key replaced under its kid): leave the old
+                // material out, so that the later source answers.
+                let replaced =
+                    |key: &Jwk| key.kid() == Some(kid) && later.iter().any(|s| s.disowns_key(key));
+                if !keys.find(kid).any(replaced) {
+                    return Verdict::Answer(keys);
+                }
+                let kept = keys.without(replaced);
+                if kept.contains_kid(kid) {
+                    Verdict::Answer(kept)
                 } else {
-                    Verdict::Answer(keys)
+                    Verdict::Next(kept)
                 }
             }
             Some(_) => Verdict::Next(keys),

@@ -9,8 +9,8 @@
 //! | phase | meaning | kid in the set | kid not in the set | next attempt |
 //! |---|---|---|---|---|
 //! | `Empty` | nothing fetched, no attempt failed | — | wait for the first attempt | on first use |
-//! | `Fresh` | the last attempt succeeded | answered from memory | refetch if a claim is open (else `unknown_key` at once) | at 80% of the lifetime |
-//! | `Stale` | the last attempt failed, the last good set is within `stale_if_error` | answered from memory | `key_unavailable` at once | at `retry_at` (backoff) |
+//! | `Fresh` | the last attempt succeeded | answered from memory | refetch if a claim is open; else join an attempt in flight, or `unknown_key` at once | at 80% of the lifetime |
+//! | `Stale` | the last attempt failed, the last good set is within `stale_if_error` | answered from memory | `key_unavailable` at once during the backoff, then a claim | at `retry_at` (backoff) |
 //! | `Failing` | the last attempt failed, no usable set | — | `key_unavailable` at once | at `retry_at` (backoff) |
 //!
 //! Time alone never makes a lookup wait: a set past its freshness but not
@@ -85,6 +85,9 @@ pub(crate) struct Snapshot {
     /// The newest successfully fetched set (absent in `Empty` and
     /// `Failing`).
     pub(crate) set: Option<Arc<FetchedSet>>,
+    /// The keys of the newest successful fetch, kept after `set` may no
+    /// longer be served: what the source disowns.
+    pub(crate) authority: Option<KeySet>,
     /// From when a lookup for a kid the set lacks may claim a refetch.
     pub(crate) claims_open_at: Instant,
     /// Whether an attempt is in flight.
@@ -108,6 +111,7 @@ impl Snapshot {
         Snapshot {
             phase: Phase::Empty,
             set: None,
+            authority: None,
             claims_open_at: now,
             in_flight: false,
         }

@@ -252,6 +252,7 @@ impl RemoteKeySourceBuilder {
                 metadata: Mutex::new(None),
                 state: ArcSwap::from_pointee(Snapshot::empty(Instant::now())),
                 counters: Counters::default(),
+                refresher_running: AtomicBool::new(false),
             }),
             refresher: Arc::new(Refresher::default()),
         })
@@ -267,6 +268,9 @@ struct Shared {
     metadata: Mutex<Option<ProviderMetadata>>,
     state: ArcSwap<Snapshot>,
     counters: Counters,
+    /// Whether a refresher task is running (cleared by the task when it
+    /// ends, for example with the runtime that ran it).
+    refresher_running: AtomicBool,
 }
 
 /// The handle's side of the refresher task: the sender of its requests.
@@ -274,7 +278,6 @@ struct Shared {
 #[derive(Default)]
 struct Refresher {
     requests: Mutex<Option<mpsc::UnboundedSender<Request>>>,
-    started: AtomicBool,
 }
 
 /// A JWKS fetched from a URL (or discovered from an issuer) and cached.
@@ -407,9 +410,10 @@ impl RemoteKeySource {
     }
 
     /// Starts the refresher on first use (it then fetches in the
-    /// background). One atomic load once started.
+    /// background), and again when the runtime that ran it has ended. One
+    /// atomic load while it runs.
     fn ensure_started(&self) {
-        if !self.refresher.started.load(Ordering::Acquire) {
+        if !self.shared.refresher_running.load(Ordering::Acquire) {
             let _ = self.requests();
         }
     }
@@ -418,11 +422,15 @@ impl RemoteKeySource {
     /// runtime when it is not running (first use, or its runtime ended).
     fn requests(&self) -> Option<mpsc::UnboundedSender<Request>> {
         let mut slot = self.refresher.requests.lock().ok()?;
-        if let Some(requests) = slot.as_ref().filter(|r| !r.is_closed()) {
+        if let Some(requests) = slot
+            .as_ref()
+            .filter(|r| !r.is_closed() && self.shared.refresher_running.load(Ordering::Acquire))
+        {
             return Some(requests.clone());
         }
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let (requests, queue) = mpsc::unbounded_channel();
+        self.shared.refresher_running.store(true, Ordering::Release);
         runtime.spawn(Worker::new(Arc::clone(&self.shared), queue).run());
         let _ = requests.send(Request {
             kind: RequestKind::Warm,
@@ -430,7 +438,6 @@ impl RemoteKeySource {
             reply: None,
         });
         *slot = Some(requests.clone());
-        self.refresher.started.store(true, Ordering::Release);
         Some(requests)
     }
 
@@ -593,15 +600,18 @@ impl KeySource for RemoteKeySource {
         answer.settle(query.kid, Instant::now())
     }
 
-    /// `true` when the set the source serves (from its newest successful
-    /// fetch, fresh or stale) lacks `kid`. Nothing fetched yet: `false`.
+    /// `true` when the newest successful fetch lacks `kid` — also while
+    /// that set is served stale or no longer served at all during an outage
+    /// (an outage never brings a removed key back). Nothing fetched yet:
+    /// `false`.
     fn disowns(&self, kid: &str) -> bool {
         self.ensure_started();
         self.shared
             .state
             .load()
-            .usable(Instant::now())
-            .is_some_and(|set| !set.keys.contains_kid(kid))
+            .authority
+            .as_ref()
+            .is_some_and(|keys| !keys.contains_kid(kid))
     }
 
     /// Like [`disowns`](KeySource::disowns), and a key without `kid` is
@@ -611,8 +621,9 @@ impl KeySource for RemoteKeySource {
         self.shared
             .state
             .load()
-            .usable(Instant::now())
-            .is_some_and(|set| !set.keys.offers(key))
+            .authority
+            .as_ref()
+            .is_some_and(|keys| !keys.offers(key))
     }
 }
 

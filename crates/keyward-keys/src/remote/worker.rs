@@ -104,6 +104,16 @@ pub(crate) struct Worker {
     discovered: Option<Discovered>,
 }
 
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // the task ended (its handles are gone, or its runtime shut down):
+        // the next lookup starts a new one
+        self.shared
+            .refresher_running
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 impl Worker {
     pub(crate) fn new(shared: Arc<Shared>, requests: mpsc::UnboundedReceiver<Request>) -> Worker {
         // A worker replacing one whose runtime ended: nothing is in flight.
@@ -112,6 +122,7 @@ impl Worker {
             shared.state.store(Arc::new(Snapshot {
                 phase: current.phase.clone(),
                 set: current.set.clone(),
+                authority: current.authority.clone(),
                 claims_open_at: current.claims_open_at,
                 in_flight: false,
             }));
@@ -167,6 +178,11 @@ impl Worker {
         }
     }
 
+    /// The claim window: the cooldown, never below [`MIN_INTERVAL`].
+    fn claim_cooldown(&self) -> Duration {
+        self.shared.options.unknown_kid_cooldown.max(MIN_INTERVAL)
+    }
+
     fn earliest_next_start(&self) -> Instant {
         let gap = self.shared.options.unknown_kid_cooldown.max(MIN_INTERVAL);
         self.last_attempt_at
@@ -202,10 +218,14 @@ impl Worker {
             RequestKind::Lookup(kid) => {
                 let Some(set) = snapshot.usable(now) else {
                     // No key at all: join the attempt in flight, or start one
-                    // unless backing off.
+                    // unless backing off or too soon after the last one.
+                    let too_soon =
+                        self.last_attempt_at.is_some() && now < self.earliest_next_start();
                     match &mut self.attempt {
                         Some(attempt) => attempt.waiters.push(reply),
-                        None if Self::backing_off(&snapshot, now) => send(reply, &snapshot),
+                        None if too_soon || Self::backing_off(&snapshot, now) => {
+                            send(reply, &snapshot)
+                        }
                         None => self.start(vec![reply]),
                     }
                     return;
@@ -232,7 +252,7 @@ impl Worker {
             send(reply, snapshot); // an outage: `key_unavailable` at once
             return;
         }
-        let cooldown = self.shared.options.unknown_kid_cooldown;
+        let cooldown = self.claim_cooldown();
         let open = self
             .last_claim_at
             .is_none_or(|last| now >= later(last, cooldown));
@@ -284,12 +304,18 @@ impl Worker {
     fn publish(&self, phase: Phase, set: Option<Option<Arc<FetchedSet>>>) -> Arc<Snapshot> {
         let now = Instant::now();
         let current = self.shared.state.load_full();
+        let set = set.unwrap_or_else(|| current.set.clone());
+        let authority = match (&phase, &set) {
+            (Phase::Fresh, Some(set)) => Some(set.keys.clone()),
+            _ => current.authority.clone(),
+        };
         let snapshot = Arc::new(Snapshot {
             phase,
-            set: set.unwrap_or_else(|| current.set.clone()),
-            claims_open_at: self.last_claim_at.map_or(now, |at| {
-                later(at, self.shared.options.unknown_kid_cooldown)
-            }),
+            set,
+            authority,
+            claims_open_at: self
+                .last_claim_at
+                .map_or(now, |at| later(at, self.claim_cooldown())),
             in_flight: self.attempt.is_some(),
         });
         self.shared.state.store(Arc::clone(&snapshot));
