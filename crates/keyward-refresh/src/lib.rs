@@ -14,9 +14,13 @@
 //!   its result, so a request that was sent with the old cookie before the
 //!   browser saw the new one gets the same new tokens instead of replaying
 //!   the consumed one;
-//! - errors are classified: `invalid_grant` (the grant is gone, the session
-//!   is over) vs `refresh_failed` (transient: network, timeout, 5xx,
-//!   malformed answer);
+//! - every grant attempt ends in one [`GrantOutcome`]: *not sent* (safe to
+//!   retry), *granted*, *rejected* (`invalid_grant`: the session is over) or
+//!   *in doubt* (the request was written, no usable answer came: the token is
+//!   quarantined, never replayed);
+//! - grants run detached from the requests waiting for them, with their own
+//!   timeout; a caller waits at most a shorter wait budget, and a grant that
+//!   completes later is remembered, not lost;
 //! - [`RefreshPolicy`] decides per request whether to refresh at all (never
 //!   on a WebSocket upgrade, whose response cannot carry `Set-Cookie`).
 //!
@@ -38,6 +42,8 @@
 
 mod client;
 mod coordinator;
+mod memo;
+mod outcome;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis_coordinator;
@@ -45,9 +51,8 @@ mod secret;
 mod token_set;
 
 pub use client::{ClientAuth, RefreshClient, RefreshClientBuilder, RefreshStats};
-pub use coordinator::{
-    CoordinatorStats, InProcessCoordinator, Outcome, OutcomeFuture, RefreshCoordinator,
-};
+pub use coordinator::{CoordinatorStats, InProcessCoordinator, RefreshCoordinator};
+pub use outcome::{GrantFuture, GrantOutcome};
 pub use policy::{is_upgrade, Decision, RefreshPolicy};
 #[cfg(feature = "redis")]
 pub use redis_coordinator::{RedisCoordinator, RedisCoordinatorBuilder, WhenRedisUnavailable};

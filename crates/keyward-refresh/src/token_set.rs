@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 /// The tokens a refresh produced. `Debug` never shows the tokens.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TokenSet {
     /// The new access token.
     pub access_token: Secret,
@@ -17,7 +18,13 @@ pub struct TokenSet {
     pub refresh_token: Secret,
     /// Whether the provider issued a new refresh token.
     pub rotated: bool,
-    /// The ID token, if the provider sent one.
+    /// When the refresh token expires (Unix seconds), if the provider said
+    /// (`refresh_expires_in`, Keycloak; `refresh_token_expires_in`, Azure AD
+    /// and others).
+    pub refresh_expires_at: Option<u64>,
+    /// The ID token, if the provider sent one. **Not verified**: keyward does
+    /// not use it; verify it (signature, and `iss`/`sub` equal to the
+    /// session's, OIDC Core §12.2) before relying on anything in it.
     pub id_token: Option<Secret>,
     /// The granted scope, if the provider said.
     pub scope: Option<String>,
@@ -29,13 +36,45 @@ struct Response {
     #[serde(default)]
     token_type: Option<String>,
     #[serde(default)]
-    expires_in: Option<serde_json::Number>,
+    expires_in: Option<Seconds>,
     #[serde(default)]
     refresh_token: Option<String>,
+    #[serde(default, alias = "refresh_token_expires_in")]
+    refresh_expires_in: Option<Seconds>,
     #[serde(default)]
     id_token: Option<String>,
     #[serde(default)]
     scope: Option<String>,
+}
+
+/// A lifetime in seconds as providers actually send it: an integer, a
+/// float, or a numeric string (`"expires_in": "600"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Seconds {
+    Number(serde_json::Number),
+    Text(String),
+}
+
+impl Seconds {
+    /// Whole seconds, rounded down; `None` if negative or not a number.
+    fn whole(&self) -> Option<u64> {
+        let value = match self {
+            Seconds::Number(n) => n
+                .as_u64()
+                .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+            Seconds::Text(t) => {
+                let t = t.trim();
+                t.parse::<u64>().ok().or_else(|| {
+                    t.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite() && *f >= 0.0)
+                        .map(|f| f as u64)
+                })
+            }
+        };
+        value
+    }
 }
 
 fn malformed(message: &str) -> Error {
@@ -67,19 +106,31 @@ impl TokenSet {
             return Err(malformed("empty access_token"));
         }
         if let Some(t) = &r.token_type {
-            if !t.eq_ignore_ascii_case("bearer") && !t.eq_ignore_ascii_case("dpop") {
+            if t.eq_ignore_ascii_case("dpop") {
+                // Used as a bearer token it would be refused by every
+                // resource server that checks the binding; keyward does not
+                // make DPoP proofs (yet).
+                return Err(malformed(
+                    "token_type is DPoP: the access token is bound to a DPoP key, and keyward does not support DPoP",
+                ));
+            }
+            if !t.eq_ignore_ascii_case("bearer") {
                 return Err(malformed("token_type is not Bearer"));
             }
         }
-        let from_expires_in = match r.expires_in {
-            None => None,
-            Some(n) => Some(
-                now.saturating_add(
-                    n.as_u64()
-                        .ok_or_else(|| malformed("expires_in is not a whole number of seconds"))?,
-                ),
-            ),
+        let lifetime = |s: Option<Seconds>, name: &str| -> Result<Option<u64>, Error> {
+            match s {
+                None => Ok(None),
+                Some(s) => s
+                    .whole()
+                    .map(|secs| Some(now.saturating_add(secs)))
+                    .ok_or_else(|| {
+                        malformed(&format!("{name} is not a non-negative number of seconds"))
+                    }),
+            }
         };
+        let from_expires_in = lifetime(r.expires_in, "expires_in")?;
+        let refresh_expires_at = lifetime(r.refresh_expires_in, "refresh_expires_in")?;
         let expires_at = match (from_expires_in, jwt_exp(&r.access_token)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -93,6 +144,7 @@ impl TokenSet {
             expires_at,
             refresh_token,
             rotated,
+            refresh_expires_at,
             id_token: r.id_token.map(Secret::new),
             scope: r.scope,
         })
@@ -141,13 +193,70 @@ mod tests {
     }
 
     #[test]
-    fn malformed_responses_are_transient_failures() {
+    fn lifetimes_as_providers_send_them() {
+        for (body, expires, refresh) in [
+            (
+                &br#"{"access_token":"a","expires_in":600}"#[..],
+                Some(1600),
+                None,
+            ),
+            (
+                br#"{"access_token":"a","expires_in":"600"}"#,
+                Some(1600),
+                None,
+            ),
+            (
+                br#"{"access_token":"a","expires_in":" 600 "}"#,
+                Some(1600),
+                None,
+            ),
+            (
+                br#"{"access_token":"a","expires_in":599.9}"#,
+                Some(1599),
+                None,
+            ),
+            (
+                br#"{"access_token":"a","expires_in":"599.9"}"#,
+                Some(1599),
+                None,
+            ),
+            (
+                br#"{"access_token":"a","expires_in":1e30}"#,
+                Some(u64::MAX),
+                None,
+            ),
+            (
+                br#"{"access_token":"a","token_type":"BEARER","refresh_expires_in":1800}"#,
+                None,
+                Some(2800),
+            ),
+            (
+                br#"{"access_token":"a","refresh_token_expires_in":"90"}"#,
+                None,
+                Some(1090),
+            ),
+        ] {
+            let ts = TokenSet::from_response(body, "old", 1000).unwrap();
+            assert_eq!(
+                (ts.expires_at, ts.refresh_expires_at),
+                (expires, refresh),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_responses_are_refused() {
         for body in [
             &b"not json"[..],
             br#"{"token_type":"Bearer"}"#,
             br#"{"access_token":""}"#,
             br#"{"access_token":"a","token_type":"mac"}"#,
+            br#"{"access_token":"a","token_type":"DPoP"}"#,
             br#"{"access_token":"a","expires_in":-5}"#,
+            br#"{"access_token":"a","expires_in":"soon"}"#,
+            br#"{"access_token":"a","expires_in":"-1"}"#,
         ] {
             let err = TokenSet::from_response(body, "old", 0).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::RefreshFailed);

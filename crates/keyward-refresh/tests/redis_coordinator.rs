@@ -243,7 +243,8 @@ async fn a_transient_failure_is_shared_then_retried() {
     let url = shared_redis_url();
     let prefix = fresh_prefix();
     let (server, endpoint) = token_endpoint(Duration::from_millis(200)).await;
-    endpoint.set_mode(Mode::Fail);
+    // refused before processing (the token is not consumed): not sent
+    endpoint.set_mode(Mode::InvalidClient);
     let short = |b: RedisCoordinatorBuilder| b.failure_ttl(Duration::from_millis(300));
     let replicas: Vec<_> = (0..2)
         .map(|_| replica(&server, url, &prefix, short))
@@ -268,7 +269,8 @@ async fn a_transient_failure_is_shared_then_retried() {
 }
 
 /// A winner that stops with its grant on the wire: the token may be consumed.
-/// The others must not replay it; they end the session with `invalid_grant`.
+/// The others must not replay it: it is in doubt (`refresh_failed`), for the
+/// quarantine, not just for the late-arrival window.
 /// (Without the sent marker, B would take the lapsed lease and replay the
 /// token, and the provider would revoke the family: this test fails then.)
 #[test]
@@ -278,9 +280,11 @@ fn a_replica_that_dies_after_sending_leaves_the_token_in_doubt_and_it_is_not_rep
     let main = tokio::runtime::Runtime::new().unwrap();
     let (server, endpoint) = main.block_on(token_endpoint(Duration::from_millis(1500)));
     let old = endpoint.new_family();
-    let lease = |b: RedisCoordinatorBuilder| {
+    let window = Duration::from_millis(400);
+    let lease = move |b: RedisCoordinatorBuilder| {
         b.lease_ttl(Duration::from_millis(200))
             .poll_interval(Duration::from_millis(20))
+            .late_arrival_window(window)
     };
 
     // Replica A runs on its own runtime; shutting that runtime down is its death.
@@ -305,8 +309,9 @@ fn a_replica_that_dies_after_sending_leaves_the_token_in_doubt_and_it_is_not_rep
     main.block_on(async {
         let b = replica(&server, url, &prefix, lease);
         let err = b.refresh(&old).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidGrant, "{err}");
+        assert_eq!(err.kind(), ErrorKind::RefreshFailed, "{err}");
         assert!(err.message().contains("stopped before recording"), "{err}");
+        assert!(err.message().contains("quarantined"), "{err}");
         let s = b.stats();
         eprintln!("winner died after sending: {s:?}");
         assert_eq!(s.coordinator.in_doubt, 1);
@@ -315,13 +320,24 @@ fn a_replica_that_dies_after_sending_leaves_the_token_in_doubt_and_it_is_not_rep
         let c = replica(&server, url, &prefix, lease);
         assert_eq!(
             c.refresh(&old).await.unwrap_err().kind(),
-            ErrorKind::InvalidGrant
+            ErrorKind::RefreshFailed
         );
         assert_eq!(c.stats().grants, 0);
         // the provider saw one presentation of the token, no reuse
         tokio::time::sleep(Duration::from_millis(1700)).await;
         assert_eq!(endpoint.grants(), 1);
         assert_eq!(endpoint.reuse_detected(), 0);
+        // well past 1.5× the late-arrival window (and A's 1.5 s grant), a new
+        // replica still finds the token in doubt: the marker and the outcome
+        // live for the quarantine, not the window
+        assert!(started.elapsed() > window * 3 / 2);
+        let d = replica(&server, url, &prefix, lease);
+        let err = d.refresh(&old).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RefreshFailed, "{err}");
+        assert_eq!(d.stats().grants, 0);
+        assert_eq!(endpoint.grants(), 1);
+        assert_eq!(endpoint.reuse_detected(), 0);
+        assert!(endpoint.family_alive(&old), "the family was never revoked");
     });
 }
 

@@ -2,7 +2,7 @@
 //! rotates refresh tokens and revokes the family on reuse.
 
 use keyward_core::ErrorKind;
-use keyward_refresh::{ClientAuth, RefreshClient};
+use keyward_refresh::{ClientAuth, GrantOutcome, RefreshClient};
 use keyward_testkit::{Mode, Route, TestServer, TokenEndpoint};
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,32 +72,69 @@ async fn sixty_four_concurrent_refreshes_make_one_request() {
     assert!(endpoint.family_alive(next.refresh_token.expose()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_500_is_one_request_and_every_waiter_gets_refresh_failed() {
-    let (_server, endpoint, client) = setup(Duration::from_millis(200)).await;
-    endpoint.set_mode(Mode::Fail);
-    let old = Arc::new(endpoint.new_family());
-    let tasks: Vec<_> = (0..32)
+/// `n` concurrent `refresh_outcome` calls with the same token.
+async fn concurrent_outcomes(client: &RefreshClient, old: &str, n: usize) -> Vec<GrantOutcome> {
+    let tasks: Vec<_> = (0..n)
         .map(|_| {
-            let (client, old) = (client.clone(), old.clone());
-            tokio::spawn(async move { client.refresh(&old).await })
+            let (client, old) = (client.clone(), old.to_owned());
+            tokio::spawn(async move { client.refresh_outcome(&old).await })
         })
         .collect();
+    let mut outcomes = Vec::new();
     for task in tasks {
-        assert_eq!(
-            task.await.unwrap().unwrap_err().kind(),
-            ErrorKind::RefreshFailed
-        );
+        outcomes.push(task.await.unwrap().unwrap());
+    }
+    outcomes
+}
+
+/// A 500 came after the request was written: the provider may have processed
+/// the grant (rotated the token) before failing. The token is in doubt: one
+/// request for all 32 waiters, and no later call sends it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_is_one_request_and_the_token_is_not_sent_again() {
+    let (_server, endpoint, client) = setup(Duration::from_millis(200)).await;
+    endpoint.set_mode(Mode::Fail);
+    let old = endpoint.new_family();
+    for outcome in concurrent_outcomes(&client, &old, 32).await {
+        assert!(matches!(outcome, GrantOutcome::InDoubt(_)), "{outcome:?}");
+        let err = outcome.into_result().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::RefreshFailed);
+        assert!(err.message().contains("quarantined"), "{err}");
     }
     assert_eq!(
         endpoint.grants(),
         1,
         "the failure is shared, not retried by each waiter"
     );
-    // transient failures are not memoised: a later call tries again
+    // in doubt is remembered: even once the provider is healthy again, the
+    // token is not re-sent (it may have been consumed)
     endpoint.set_mode(Mode::Normal);
-    client.refresh(&old).await.unwrap();
+    let later = client.refresh(&old).await.unwrap_err();
+    assert_eq!(later.kind(), ErrorKind::RefreshFailed);
+    assert_eq!(endpoint.grants(), 1, "the quarantined token was not sent");
+    let s = client.stats();
+    assert_eq!(s.in_doubt, 1);
+    assert_eq!(s.coordinator.quarantine_hits, 1);
+    assert_eq!(endpoint.reuse_detected(), 0);
+}
+
+/// A refusal before processing (`invalid_client`: the provider did not look
+/// at the token) is *not sent*: shared by the waiters, then retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_before_processing_is_shared_then_retried() {
+    let (_server, endpoint, client) = setup(Duration::from_millis(200)).await;
+    endpoint.set_mode(Mode::InvalidClient);
+    let old = endpoint.new_family();
+    for outcome in concurrent_outcomes(&client, &old, 8).await {
+        assert!(matches!(outcome, GrantOutcome::NotSent(_)), "{outcome:?}");
+        assert!(outcome.may_resend());
+    }
+    assert_eq!(endpoint.grants(), 1);
+    endpoint.set_mode(Mode::Normal);
+    let tokens = client.refresh(&old).await.unwrap();
     assert_eq!(endpoint.grants(), 2);
+    assert!(endpoint.family_alive(tokens.refresh_token.expose()));
+    assert_eq!(client.stats().not_sent, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

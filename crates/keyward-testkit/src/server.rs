@@ -79,6 +79,7 @@ pub struct Route {
     trickle: Option<Duration>,
     etag: Option<String>,
     content_length: bool,
+    reset: bool,
     handler: Option<Handler>,
 }
 
@@ -110,6 +111,7 @@ impl Route {
             trickle: None,
             etag: None,
             content_length: true,
+            reset: false,
             handler: None,
         }
     }
@@ -119,6 +121,16 @@ impl Route {
     pub fn without_content_length(mut self) -> Self {
         self.content_length = false;
         self
+    }
+
+    /// Reads the request, waits the route's delay, then closes the
+    /// connection without answering: the client sees its request written and
+    /// the connection reset.
+    pub fn reset() -> Self {
+        Route {
+            reset: true,
+            ..Route::status_only(500)
+        }
     }
 
     /// An empty response with this status.
@@ -314,6 +326,10 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
         return;
     };
     tokio::time::sleep(route.delay).await;
+    if route.reset {
+        state.aborted_writes.fetch_add(1, Ordering::SeqCst);
+        return; // dropped unanswered
+    }
     let not_modified = route.etag.is_some() && route.etag == if_none_match;
     let (status, body) = if not_modified {
         state.not_modified.fetch_add(1, Ordering::SeqCst);

@@ -8,14 +8,34 @@ use crate::server::{Received, Route};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// How the endpoint answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Rotate, detect reuse.
     Normal,
-    /// Answer every request with `500`.
+    /// Answer every request with `500` without processing it.
     Fail,
+    /// Refuse every request with `401 invalid_client` without processing
+    /// it (the token is not consumed).
+    InvalidClient,
+    /// Rotate (the presented token is consumed), then answer after this
+    /// delay: a client that gives up first loses the rotated token unless
+    /// it remembers the grant as in doubt.
+    RotateThenDelay(Duration),
+    /// Rotate, then answer with this status and no body (a 5xx after the
+    /// provider processed the grant).
+    RotateThenStatus(u16),
+    /// Rotate, then close the connection without answering.
+    RotateThenReset,
+    /// Rotate, answer with this exact body instead of the usual JSON
+    /// (`{access}` and `{refresh}` are replaced by the minted tokens): odd
+    /// but valid, or malformed, answers.
+    RotateThenBody(&'static str),
+    /// Never rotate: answer with a new access token and no `refresh_token`;
+    /// the presented token stays valid (a non-rotating provider).
+    NonRotating,
 }
 
 #[derive(Default)]
@@ -36,6 +56,7 @@ pub struct TokenEndpoint {
     mode: Arc<Mutex<Mode>>,
     issuer: Option<(Arc<TestIssuer>, String)>,
     access_ttl: u64,
+    kid: Arc<Mutex<String>>,
 }
 
 impl Default for TokenEndpoint {
@@ -52,6 +73,7 @@ impl TokenEndpoint {
             mode: Arc::new(Mutex::new(Mode::Normal)),
             issuer: None,
             access_ttl: 600,
+            kid: Arc::new(Mutex::new("key-1".into())),
         }
     }
 
@@ -111,8 +133,11 @@ impl TokenEndpoint {
         let mut s = self.state.lock().unwrap();
         s.grants += 1;
         s.last = Some(request.clone());
-        if *self.mode.lock().unwrap() == Mode::Fail {
-            return Route::status_only(500);
+        let mode = *self.mode.lock().unwrap();
+        match mode {
+            Mode::Fail => return Route::status_only(500),
+            Mode::InvalidClient => return Route::json(r#"{"error":"invalid_client"}"#).status(401),
+            _ => {}
         }
         let form: HashMap<String, String> = request.form().into_iter().collect();
         let invalid_grant = || {
@@ -133,6 +158,21 @@ impl TokenEndpoint {
         if s.revoked.contains(&family) {
             return invalid_grant();
         }
+        if mode == Mode::NonRotating {
+            if s.consumed.contains(presented) {
+                return invalid_grant();
+            }
+            s.next += 1;
+            let access_token = self.access_token(&mut s, family);
+            return Route::json(
+                json!({
+                    "access_token": access_token,
+                    "token_type": "Bearer",
+                    "expires_in": self.access_ttl,
+                })
+                .to_string(),
+            );
+        }
         if !s.consumed.insert(presented.clone()) {
             // reuse of a rotated token: treat as theft, kill the family
             s.revoked.insert(family);
@@ -142,16 +182,8 @@ impl TokenEndpoint {
         s.next += 1;
         let rotated = format!("rt-{family}-{}-{}", s.next, s.next * 104_729);
         s.family_of.insert(rotated.clone(), family);
-        let access_token = match &self.issuer {
-            Some((issuer, audience)) => {
-                let mut claims = issuer.claims(&format!("user-{family}"), audience);
-                claims["exp"] = json!(unix_now() + self.access_ttl);
-                claims["jti"] = json!(format!("at-{}", s.next));
-                issuer.mint("key-1", &claims)
-            }
-            None => format!("at-{family}-{}", s.next),
-        };
-        Route::json(
+        let access_token = self.access_token(&mut s, family);
+        let answer = Route::json(
             json!({
                 "access_token": access_token,
                 "token_type": "Bearer",
@@ -160,6 +192,35 @@ impl TokenEndpoint {
                 "scope": "openid offline_access",
             })
             .to_string(),
-        )
+        );
+        match mode {
+            Mode::RotateThenDelay(delay) => answer.delay(delay),
+            Mode::RotateThenStatus(status) => Route::status_only(status),
+            Mode::RotateThenReset => Route::reset(),
+            Mode::RotateThenBody(body) => Route::json(
+                body.replace("{access}", &access_token)
+                    .replace("{refresh}", &rotated),
+            ),
+            _ => answer,
+        }
+    }
+
+    fn access_token(&self, s: &mut State, family: u64) -> String {
+        match &self.issuer {
+            Some((issuer, audience)) => {
+                let mut claims = issuer.claims(&format!("user-{family}"), audience);
+                claims["exp"] = json!(unix_now() + self.access_ttl);
+                claims["jti"] = json!(format!("at-{}", s.next));
+                issuer.mint(&self.kid.lock().unwrap(), &claims)
+            }
+            None => format!("at-{family}-{}", s.next),
+        }
+    }
+
+    /// The `kid` new access tokens are signed with (default `key-1`): a kid
+    /// the verifier does not know yet simulates a key rotation at the
+    /// provider between two grants.
+    pub fn set_signing_kid(&self, kid: &str) {
+        *self.kid.lock().unwrap() = kid.to_owned();
     }
 }

@@ -4,9 +4,10 @@
 mod seal;
 
 use crate::coordinator::{
-    is_final, key_of, label, CoordinatorStats, InProcessCoordinator, Outcome, OutcomeFuture,
-    RefreshCoordinator,
+    key_of, label, CoordinatorStats, InProcessCoordinator, RefreshCoordinator, DEFAULT_QUARANTINE,
+    DEFAULT_QUARANTINE_CAPACITY,
 };
+use crate::outcome::{GrantFuture, GrantOutcome, Retention};
 use crate::secret::Secret;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisError, Script};
@@ -48,6 +49,8 @@ pub struct RedisCoordinatorBuilder {
     poll_interval: Duration,
     window: Duration,
     failure_ttl: Duration,
+    quarantine: Duration,
+    quarantine_capacity: usize,
     command_timeout: Duration,
     memo_capacity: u64,
     unavailable: WhenRedisUnavailable,
@@ -63,6 +66,7 @@ impl fmt::Debug for RedisCoordinatorBuilder {
             .field("poll_interval", &self.poll_interval)
             .field("late_arrival_window", &self.window)
             .field("failure_ttl", &self.failure_ttl)
+            .field("quarantine", &self.quarantine)
             .field("command_timeout", &self.command_timeout)
             .field("when_unavailable", &self.unavailable)
             .finish_non_exhaustive()
@@ -108,10 +112,22 @@ impl RedisCoordinatorBuilder {
         self
     }
 
-    /// How long a transient failure is kept for the callers waiting at that
-    /// moment (default 2 s); afterwards a new call tries again.
+    /// How long an outcome that is not remembered — *not sent*, or a
+    /// non-rotating provider's grant — is kept for the callers waiting at
+    /// that moment (default 2 s); afterwards a new call tries again.
     pub fn failure_ttl(mut self, ttl: Duration) -> Self {
         self.failure_ttl = ttl;
+        self
+    }
+
+    /// How long a token whose grant ended in doubt is not sent again by any
+    /// replica (default 24 h), and how many such tokens this process also
+    /// remembers locally (default 100 000). The sent marker and the in-doubt
+    /// outcome live in Redis for this long. See
+    /// [`InProcessCoordinator::with_quarantine`] for the trade-off.
+    pub fn in_doubt_quarantine(mut self, quarantine: Duration, capacity: usize) -> Self {
+        self.quarantine = quarantine;
+        self.quarantine_capacity = capacity;
         self
     }
 
@@ -135,7 +151,8 @@ impl RedisCoordinatorBuilder {
     }
 
     /// Builds the coordinator. It connects lazily, on the first refresh, so a
-    /// service can start while Redis is down.
+    /// service can start while Redis is down, and `build` needs no Tokio
+    /// runtime.
     pub fn build(self) -> Result<RedisCoordinator, Error> {
         let config_error = |m: String| Error::new(ErrorKind::RefreshFailed, m);
         if self.lease_ttl < Duration::from_millis(30) {
@@ -144,18 +161,16 @@ impl RedisCoordinatorBuilder {
         let client = Client::open(self.url.as_str())
             // The URL may carry a password: the error does not repeat it.
             .map_err(|_| config_error("the Redis URL is not valid".into()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.command_timeout))
-            .set_response_timeout(Some(self.command_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(self.command_timeout);
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| config_error(format!("Redis connection: {}", describe(&e))))?;
         Ok(RedisCoordinator {
-            local: InProcessCoordinator::new(self.window, self.memo_capacity),
+            local: InProcessCoordinator::with_quarantine(
+                self.window,
+                self.memo_capacity,
+                self.quarantine,
+                self.quarantine_capacity,
+            ),
             shared: Arc::new(Shared {
                 client,
-                conn,
+                conn: tokio::sync::OnceCell::new(),
                 counters: Counters::default(),
                 settings: self,
                 acquire: Script::new(ACQUIRE),
@@ -172,7 +187,6 @@ struct Counters {
     lease_waits: AtomicU64,
     waits_satisfied: AtomicU64,
     lease_renewals: AtomicU64,
-    in_doubt: AtomicU64,
     fallbacks: AtomicU64,
     redis_errors: AtomicU64,
 }
@@ -183,7 +197,8 @@ fn bump(counter: &AtomicU64) {
 
 struct Shared {
     client: Client,
-    conn: ConnectionManager,
+    /// Made on first use, inside the runtime (a `ConnectionManager` spawns).
+    conn: tokio::sync::OnceCell<ConnectionManager>,
     counters: Counters,
     settings: RedisCoordinatorBuilder,
     /// The protocol's scripts, hashed once (run by `EVALSHA`).
@@ -210,14 +225,16 @@ struct Shared {
 ///    Otherwise `SET {id}:lease <owner> NX PX <ttl>`. The replica that wins
 ///    the lease, in the same script, writes the *sent marker* `{id}:sent`: "a
 ///    grant for this token may be on the wire and its outcome is not
-///    recorded". If the marker is already there, a previous lease holder
-///    stopped without recording an outcome: the token is *in doubt*.
+///    recorded"; it lives for the in-doubt quarantine. If the marker is
+///    already there, a previous lease holder stopped without recording an
+///    outcome: the token is *in doubt*.
 /// 2. **Grant**: the winner sends the refresh grant and, while it is in
 ///    flight, renews its lease every third of the TTL (compare-and-`PEXPIRE`,
-///    only its own lease), so a slow token endpoint never lets a second
-///    replica in.
-/// 3. **Finish**: store the sealed outcome (for the late-arrival
-///    window; a transient failure only briefly), delete the sent marker,
+///    only its own lease; the sent marker with it), so a slow token endpoint
+///    never lets a second replica in.
+/// 3. **Finish**: store the sealed [`GrantOutcome`] (a granted rotation or
+///    a rejection for the late-arrival window; an in-doubt outcome for the
+///    quarantine, keeping the sent marker; anything else only briefly),
 ///    publish on `{id}:done`, and release the lease if it is still this
 ///    replica's (compare-and-delete).
 /// 4. **Wait**: a replica that found the lease taken subscribes to
@@ -232,9 +249,10 @@ struct Shared {
 /// not have reached the provider; if it did, the provider's rotation has
 /// consumed the token, and sending it again would make the provider revoke the
 /// whole token family (and flag theft). So there is no takeover: the refresh
-/// ends with `invalid_grant` (the user signs in again), and that outcome is
-/// recorded for the window, so every replica answers the same. See
-/// `docs/refresh.md` for the reasoning and the other failure modes.
+/// ends [in doubt](GrantOutcome::InDoubt), recorded for the quarantine so that
+/// no replica sends the token; the session continues on its access token
+/// until it expires. See `docs/refresh.md` for the reasoning and the other
+/// failure modes.
 ///
 /// # What Redis holds
 ///
@@ -281,6 +299,8 @@ impl RedisCoordinator {
             poll_interval: Duration::from_millis(100),
             window: Duration::from_secs(60),
             failure_ttl: Duration::from_secs(2),
+            quarantine: DEFAULT_QUARANTINE,
+            quarantine_capacity: DEFAULT_QUARANTINE_CAPACITY,
             command_timeout: Duration::from_secs(1),
             memo_capacity: 10_000,
             unavailable: WhenRedisUnavailable::default(),
@@ -289,12 +309,12 @@ impl RedisCoordinator {
 }
 
 impl RefreshCoordinator for RedisCoordinator {
-    fn coordinate(&self, refresh_token: &str, grant: OutcomeFuture) -> OutcomeFuture {
+    fn coordinate(&self, refresh_token: &str, grant: GrantFuture) -> GrantFuture {
         let shared = self.shared.clone();
         let token = Secret::new(refresh_token.to_owned());
         // Runs only for the caller that leads the local flight: joiners and
         // memo hits derive nothing.
-        let across_replicas: OutcomeFuture = Box::pin(async move {
+        let across_replicas: GrantFuture = Box::pin(async move {
             let secrets = TokenSecrets::derive(token.expose());
             let label = label(&key_of(token.expose()));
             drop(token);
@@ -311,7 +331,6 @@ impl RefreshCoordinator for RedisCoordinator {
             lease_waits: get(&c.lease_waits),
             waits_satisfied: get(&c.waits_satisfied),
             lease_renewals: get(&c.lease_renewals),
-            in_doubt: get(&c.in_doubt),
             fallbacks: get(&c.fallbacks),
             redis_errors: get(&c.redis_errors),
             ..self.local.stats()
@@ -344,7 +363,7 @@ impl Keys {
 }
 
 /// Step 1. `KEYS` = result, lease, sent marker; `ARGV` = owner, lease TTL ms,
-/// marker TTL ms. Returns `{"outcome", record}`, `{"won"}`, `{"in_doubt"}`
+/// marker TTL ms (the quarantine). Returns `{"outcome", record}`, `{"won"}`, `{"in_doubt"}`
 /// (the lease is ours, the marker was already there) or `{"busy"}`.
 const ACQUIRE: &str = r"
 local stored = redis.call('GET', KEYS[1])
@@ -353,15 +372,20 @@ if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'bu
 if redis.call('EXISTS', KEYS[3]) == 1 then return {'in_doubt'} end
 redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[3])
 return {'won'}";
-/// Step 2. `KEYS[1]` = lease; `ARGV` = owner, TTL ms: renew only our own lease.
+/// Step 2. `KEYS` = lease, sent marker; `ARGV` = owner, lease TTL ms, marker
+/// TTL ms: renew only our own lease, and the marker with it.
 const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return 0";
 /// Step 3. `KEYS` = result, sent marker, lease; `ARGV` = sealed outcome, TTL
-/// ms, channel, owner: store, clear the marker, notify, release our lease.
+/// ms, channel, owner, keep marker (`1` for an in-doubt outcome): store,
+/// clear the marker unless in doubt, notify, release our lease.
 const FINISH: &str = r"
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('DEL', KEYS[2])
+if ARGV[5] ~= '1' then redis.call('DEL', KEYS[2]) end
 redis.call('PUBLISH', ARGV[3], '1')
 if redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
 return 1";
@@ -376,7 +400,7 @@ enum Acquired {
 
 /// Why a wait for another replica ended.
 enum Waited {
-    Outcome(Outcome),
+    Outcome(GrantOutcome),
     /// The lease is gone without an outcome: try to take it.
     LeaseGone,
     Deadline,
@@ -390,16 +414,14 @@ fn describe(e: &RedisError) -> String {
     e.to_string()
 }
 
-fn refresh_failed(message: String) -> Error {
-    Error::new(ErrorKind::RefreshFailed, message)
-}
-
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-fn unreadable() -> Error {
-    refresh_failed("the outcome another replica stored for this refresh token cannot be opened (tampered with, or written by an incompatible version); not sending the token again".to_owned())
+/// A stored outcome that does not open: someone recorded an outcome for this
+/// token, so it may be consumed. Never trusted, never resent.
+fn unreadable() -> GrantOutcome {
+    GrantOutcome::in_doubt("the outcome another replica stored for this refresh token cannot be opened (tampered with, or written by an incompatible version)")
 }
 
 impl Shared {
@@ -426,8 +448,8 @@ impl Shared {
         &self,
         secrets: &TokenSecrets,
         label: String,
-        grant: OutcomeFuture,
-    ) -> Outcome {
+        grant: GrantFuture,
+    ) -> GrantOutcome {
         let keys = Keys::new(&self.settings.prefix, secrets, label);
         let deadline = Instant::now() + self.settings.wait_timeout;
         let owner = owner_id();
@@ -437,7 +459,7 @@ impl Shared {
                 Ok(Acquired::Outcome(record)) => {
                     bump(&self.counters.waits_satisfied);
                     tracing::debug!(token = %keys.label, "refresh answered by another replica's outcome");
-                    return secrets.open(&record).unwrap_or_else(|| Err(unreadable()));
+                    return secrets.open(&record).unwrap_or_else(unreadable);
                 }
                 Ok(Acquired::Won) => {
                     bump(&self.counters.lease_wins);
@@ -447,7 +469,7 @@ impl Shared {
                 Ok(Acquired::InDoubt) => return self.in_doubt(&keys, secrets, &owner).await,
                 Ok(Acquired::Busy) => {}
                 Err(e) if !waited => return self.unavailable(&keys, grant, e).await,
-                Err(e) => return Err(self.lost_contact(&keys, e)),
+                Err(e) => return self.lost_contact(&keys, e),
             }
             // Another replica holds the lease: wait for its outcome.
             if !waited {
@@ -463,19 +485,19 @@ impl Shared {
                 Waited::LeaseGone => continue,
                 Waited::Deadline => {
                     tracing::warn!(token = %keys.label, "gave up waiting for another replica's refresh");
-                    return Err(refresh_failed(format!(
+                    return GrantOutcome::not_sent(format!(
                         "another replica is still refreshing this token after {:?}; not sending it a second time",
                         self.settings.wait_timeout
-                    )));
+                    ));
                 }
-                Waited::Redis(e) => return Err(self.lost_contact(&keys, e)),
+                Waited::Redis(e) => return self.lost_contact(&keys, e),
             }
         }
     }
 
     /// Step 1: the stored outcome, or the lease (with the sent marker).
     async fn acquire(&self, keys: &Keys, owner: &str) -> Result<Acquired, String> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         let reply: Vec<::redis::Value> = self
             .run(
                 self.acquire
@@ -484,7 +506,7 @@ impl Shared {
                     .key(&keys.sent)
                     .arg(owner)
                     .arg(millis(self.settings.lease_ttl))
-                    .arg(millis(self.settings.window))
+                    .arg(millis(self.settings.quarantine))
                     .invoke_async(&mut conn),
             )
             .await?;
@@ -511,32 +533,24 @@ impl Shared {
         keys: &Keys,
         secrets: &TokenSecrets,
         owner: &str,
-        mut grant: OutcomeFuture,
-    ) -> Outcome {
+        mut grant: GrantFuture,
+    ) -> GrantOutcome {
         let outcome = tokio::select! {
             outcome = &mut grant => outcome,
             never = self.renew(keys, owner) => match never {},
         };
-        let ttl = if is_final(&outcome) {
-            self.settings.window
-        } else {
-            self.settings.failure_ttl
-        };
-        self.finish(keys, secrets, owner, &outcome, ttl).await;
+        self.finish(keys, secrets, owner, &outcome).await;
         outcome
     }
 
     /// The lease is ours, but a previous holder left the sent marker: it may
     /// have reached the provider, so the token is not sent again.
-    async fn in_doubt(&self, keys: &Keys, secrets: &TokenSecrets, owner: &str) -> Outcome {
-        bump(&self.counters.in_doubt);
+    async fn in_doubt(&self, keys: &Keys, secrets: &TokenSecrets, owner: &str) -> GrantOutcome {
         tracing::warn!(token = %keys.label, "a replica stopped after it may have sent this refresh token's grant; not replaying it");
-        let outcome: Outcome = Err(Error::new(
-            ErrorKind::InvalidGrant,
-            "the refresh of this token was started by a replica that stopped before recording the outcome; the provider may have consumed the token, and sending it again would revoke the whole session family, so this session must sign in again",
-        ));
-        self.finish(keys, secrets, owner, &outcome, self.settings.window)
-            .await;
+        let outcome = GrantOutcome::in_doubt(
+            "the refresh of this token was started by a replica that stopped before recording the outcome",
+        );
+        self.finish(keys, secrets, owner, &outcome).await;
         outcome
     }
 
@@ -546,10 +560,20 @@ impl Shared {
         keys: &Keys,
         secrets: &TokenSecrets,
         owner: &str,
-        outcome: &Outcome,
-        ttl: Duration,
+        outcome: &GrantOutcome,
     ) {
-        let mut conn = self.conn.clone();
+        let (ttl, keep_marker) = match outcome.retention() {
+            Retention::Forget => (self.settings.failure_ttl, false),
+            Retention::LateArrivalWindow => (self.settings.window, false),
+            Retention::Quarantine => (self.settings.quarantine, true),
+        };
+        let mut conn = match self.connection().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(token = %keys.label, error = %e, "could not record the refresh outcome for the other replicas");
+                return;
+            }
+        };
         let finished = self
             .run(
                 self.finish
@@ -560,6 +584,7 @@ impl Shared {
                     .arg(millis(ttl))
                     .arg(&keys.channel)
                     .arg(owner)
+                    .arg(if keep_marker { "1" } else { "0" })
                     .invoke_async::<i64>(&mut conn),
             )
             .await;
@@ -572,19 +597,24 @@ impl Shared {
     /// Renews the lease every third of its TTL, forever (the caller stops
     /// polling this future when the grant completes).
     async fn renew(&self, keys: &Keys, owner: &str) -> Infallible {
-        let mut conn = self.conn.clone();
         let ttl = self.settings.lease_ttl;
         loop {
             tokio::time::sleep(ttl / 3).await;
-            let renewed = self
-                .run(
-                    self.renew
-                        .key(&keys.lease)
-                        .arg(owner)
-                        .arg(millis(ttl))
-                        .invoke_async::<i64>(&mut conn),
-                )
-                .await;
+            let renewed = match self.connection().await {
+                Ok(mut conn) => {
+                    self.run(
+                        self.renew
+                            .key(&keys.lease)
+                            .key(&keys.sent)
+                            .arg(owner)
+                            .arg(millis(ttl))
+                            .arg(millis(self.settings.quarantine))
+                            .invoke_async::<i64>(&mut conn),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
             match renewed {
                 Ok(1) => bump(&self.counters.lease_renewals),
                 Ok(_) => {
@@ -600,7 +630,10 @@ impl Shared {
     /// Waits for the lease holder's outcome: notified by pub/sub, checked by
     /// polling in any case.
     async fn wait(&self, keys: &Keys, secrets: &TokenSecrets, deadline: Instant) -> Waited {
-        let mut conn = self.conn.clone();
+        let mut conn = match self.connection().await {
+            Ok(conn) => conn,
+            Err(e) => return Waited::Redis(e),
+        };
         // Subscribe before looking, so a notification sent in between is not
         // lost. Without a subscription, polling alone still works.
         let mut messages = match self.subscribe(&keys.channel).await {
@@ -621,9 +654,7 @@ impl Shared {
                 .await;
             match look {
                 Ok((Some(record), _)) => {
-                    return Waited::Outcome(
-                        secrets.open(&record).unwrap_or_else(|| Err(unreadable())),
-                    )
+                    return Waited::Outcome(secrets.open(&record).unwrap_or_else(unreadable))
                 }
                 Ok((None, false)) => return Waited::LeaseGone,
                 Ok((None, true)) => {}
@@ -653,27 +684,44 @@ impl Shared {
     }
 
     /// Redis failed at the start of a refresh: apply the configured policy.
-    async fn unavailable(&self, keys: &Keys, grant: OutcomeFuture, e: String) -> Outcome {
+    async fn unavailable(&self, keys: &Keys, grant: GrantFuture, e: String) -> GrantOutcome {
         match self.settings.unavailable {
             WhenRedisUnavailable::FallBackToInProcess => {
                 bump(&self.counters.fallbacks);
                 tracing::warn!(token = %keys.label, error = %e, "Redis unavailable: refreshing with in-process single-flight only");
                 grant.await
             }
-            WhenRedisUnavailable::Fail => Err(refresh_failed(format!(
+            WhenRedisUnavailable::Fail => GrantOutcome::not_sent(format!(
                 "Redis is unavailable ({e}) and refreshing without cross-replica coordination is disabled"
-            ))),
+            )),
         }
     }
 
     /// Redis failed after another replica may have started this refresh: the
     /// token is not sent from here, whatever the policy, because that replica
     /// may be exchanging it right now.
-    fn lost_contact(&self, keys: &Keys, e: String) -> Error {
+    fn lost_contact(&self, keys: &Keys, e: String) -> GrantOutcome {
         tracing::warn!(token = %keys.label, error = %e, "lost Redis in the middle of a coordinated refresh");
-        refresh_failed(format!(
+        GrantOutcome::not_sent(format!(
             "Redis failed during a coordinated refresh ({e}); another replica may be refreshing this token, so it is not sent from here"
         ))
+    }
+
+    /// The shared connection, made on first use (it reconnects by itself).
+    async fn connection(&self) -> Result<ConnectionManager, String> {
+        let settings = &self.settings;
+        self.conn
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(settings.command_timeout))
+                    .set_response_timeout(Some(settings.command_timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(settings.command_timeout);
+                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+                    .map_err(|e| describe(&e))
+            })
+            .await
+            .cloned()
     }
 }
 
@@ -702,6 +750,16 @@ mod tests {
             !shown.contains("SECRET") && !shown.contains("redis://"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn build_needs_no_runtime() {
+        // Outside any Tokio runtime: building must not panic (it connects on
+        // first use).
+        let coordinator = RedisCoordinator::builder("redis://127.0.0.1:1/")
+            .build()
+            .unwrap();
+        assert_eq!(coordinator.stats(), CoordinatorStats::default());
     }
 
     #[test]

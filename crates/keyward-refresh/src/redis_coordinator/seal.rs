@@ -9,7 +9,7 @@
 //! Redis key names come from the same HKDF under a different label, so they
 //! identify the token without revealing it or the sealing key.
 
-use crate::coordinator::Outcome;
+use crate::outcome::GrantOutcome;
 use crate::secret::Secret;
 use crate::token_set::TokenSet;
 use aes_gcm::aead::rand_core::RngCore;
@@ -52,19 +52,26 @@ impl TokenSecrets {
     }
 
     /// Seals an outcome; the record is bound to this token's key name.
-    pub(crate) fn seal(&self, outcome: &Outcome) -> Vec<u8> {
+    pub(crate) fn seal(&self, outcome: &GrantOutcome) -> Vec<u8> {
+        let message = |e: &Error| e.message().to_owned();
         let record = match outcome {
-            Ok(t) => Record::Tokens {
+            GrantOutcome::Granted(t) => Record::Tokens {
                 access_token: secret(&t.access_token),
                 expires_at: t.expires_at,
                 refresh_token: secret(&t.refresh_token),
                 rotated: t.rotated,
+                refresh_expires_at: t.refresh_expires_at,
                 id_token: t.id_token.as_ref().map(secret),
                 scope: t.scope.clone(),
             },
-            Err(e) => Record::Error {
-                kind: e.kind().as_str().to_owned(),
-                message: e.message().to_owned(),
+            GrantOutcome::Rejected(e) => Record::Rejected {
+                message: message(e),
+            },
+            GrantOutcome::InDoubt(e) => Record::InDoubt {
+                message: message(e),
+            },
+            GrantOutcome::NotSent(e) => Record::NotSent {
+                message: message(e),
             },
         };
         let plaintext = Zeroizing::new(serde_json::to_vec(&record).unwrap_or_default());
@@ -89,7 +96,7 @@ impl TokenSecrets {
 
     /// Opens a record sealed for this token. `None` if it was not (tampered,
     /// truncated, another version): never trusted, never guessed at.
-    pub(crate) fn open(&self, record: &[u8]) -> Option<Outcome> {
+    pub(crate) fn open(&self, record: &[u8]) -> Option<GrantOutcome> {
         let (&version, rest) = record.split_first()?;
         if version != VERSION || rest.len() < NONCE_LEN {
             return None;
@@ -114,25 +121,36 @@ impl TokenSecrets {
                 expires_at,
                 mut refresh_token,
                 rotated,
+                refresh_expires_at,
                 id_token,
                 scope,
-            } => Ok(TokenSet {
+            } => GrantOutcome::Granted(TokenSet {
                 access_token: Secret::new(std::mem::take(&mut access_token)),
                 expires_at,
                 refresh_token: Secret::new(std::mem::take(&mut refresh_token)),
                 rotated,
+                refresh_expires_at,
                 id_token: id_token.map(|mut t| Secret::new(std::mem::take(&mut t))),
                 scope,
             }),
-            Record::Error { kind, message } => {
-                // Only the two kinds a refresh produces; anything else is
-                // reported as a transient failure rather than trusted.
-                let kind = match kind.as_str() {
-                    "invalid_grant" => ErrorKind::InvalidGrant,
-                    _ => ErrorKind::RefreshFailed,
-                };
-                Err(Error::new(kind, message))
+            Record::Rejected { message } => {
+                GrantOutcome::Rejected(Error::new(ErrorKind::InvalidGrant, message))
             }
+            Record::InDoubt { message } => {
+                GrantOutcome::InDoubt(Error::new(ErrorKind::RefreshFailed, message))
+            }
+            Record::NotSent { message } => {
+                GrantOutcome::NotSent(Error::new(ErrorKind::RefreshFailed, message))
+            }
+            // Written by 0.1 replicas during a rolling deploy: its
+            // `invalid_grant` is a rejection, its transient failures were
+            // kept for two seconds as "try again later".
+            Record::Error { kind, message } => match kind.as_str() {
+                "invalid_grant" => {
+                    GrantOutcome::Rejected(Error::new(ErrorKind::InvalidGrant, message))
+                }
+                _ => GrantOutcome::NotSent(Error::new(ErrorKind::RefreshFailed, message)),
+            },
         })
     }
 }
@@ -151,9 +169,21 @@ enum Record {
         expires_at: Option<u64>,
         refresh_token: Zeroizing<String>,
         rotated: bool,
+        #[serde(default)]
+        refresh_expires_at: Option<u64>,
         id_token: Option<Zeroizing<String>>,
         scope: Option<String>,
     },
+    Rejected {
+        message: String,
+    },
+    InDoubt {
+        message: String,
+    },
+    NotSent {
+        message: String,
+    },
+    /// The 0.1 format of every failure (read, never written).
     Error {
         kind: String,
         message: String,
@@ -164,28 +194,42 @@ enum Record {
 mod tests {
     use super::*;
 
-    fn tokens() -> Outcome {
-        Ok(TokenSet {
+    fn tokens() -> GrantOutcome {
+        GrantOutcome::Granted(TokenSet {
             access_token: Secret::new("access-PLAINTEXT".into()),
             expires_at: Some(1_700_000_300),
             refresh_token: Secret::new("refresh-PLAINTEXT".into()),
             rotated: true,
+            refresh_expires_at: Some(1_700_086_400),
             id_token: None,
             scope: Some("openid".into()),
         })
     }
 
     #[test]
-    fn seals_and_opens_both_kinds_of_outcome() {
+    fn seals_and_opens_every_outcome() {
         let s = TokenSecrets::derive("old-refresh-token");
-        assert_eq!(
-            s.open(&s.seal(&tokens())).unwrap().unwrap(),
-            tokens().unwrap()
-        );
-        let err = Error::new(ErrorKind::InvalidGrant, "gone");
-        let opened = s.open(&s.seal(&Err(err))).unwrap().unwrap_err();
-        assert_eq!(opened.kind(), ErrorKind::InvalidGrant);
-        assert_eq!(opened.message(), "gone");
+        let failure = |kind| Error::new(kind, "gone");
+        for outcome in [
+            tokens(),
+            GrantOutcome::Rejected(failure(ErrorKind::InvalidGrant)),
+            GrantOutcome::InDoubt(failure(ErrorKind::RefreshFailed)),
+            GrantOutcome::NotSent(failure(ErrorKind::RefreshFailed)),
+        ] {
+            let opened = s.open(&s.seal(&outcome)).unwrap();
+            assert_eq!(same(&opened), same(&outcome));
+        }
+    }
+
+    /// What must survive sealing: the outcome, and its tokens or its error.
+    fn same(o: &GrantOutcome) -> (String, Option<TokenSet>, Option<(ErrorKind, String)>) {
+        let error = |e: &Error| Some((e.kind(), e.message().to_owned()));
+        match o {
+            GrantOutcome::Granted(t) => (o.as_str().into(), Some(t.clone()), None),
+            GrantOutcome::NotSent(e) | GrantOutcome::Rejected(e) | GrantOutcome::InDoubt(e) => {
+                (o.as_str().into(), None, error(e))
+            }
+        }
     }
 
     #[test]
