@@ -53,7 +53,7 @@ mod token_set;
 pub use client::{ClientAuth, RefreshClient, RefreshClientBuilder, RefreshStats};
 pub use coordinator::{CoordinatorStats, InProcessCoordinator, RefreshCoordinator};
 pub use outcome::{GrantFuture, GrantOutcome};
-pub use policy::{is_upgrade, Decision, RefreshPolicy};
+pub use policy::{is_upgrade, AccessTokenTimes, Decision, RefreshPolicy};
 #[cfg(feature = "redis")]
 pub use redis_coordinator::{RedisCoordinator, RedisCoordinatorBuilder, WhenRedisUnavailable};
 pub use secret::Secret;

@@ -23,16 +23,38 @@ pub enum Decision {
     },
 }
 
-/// Decides per request whether to refresh (default skew 30 s).
+/// When a request's access token was issued and when it expires (Unix
+/// seconds), for a token the verifier *accepted* (within its leeway).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccessTokenTimes {
+    /// `iat`, if the token has one: with it the skew is relative to the
+    /// token's lifetime.
+    pub issued_at: Option<u64>,
+    /// `exp`.
+    pub expires_at: u64,
+}
+
+/// Decides per request whether to refresh.
+///
+/// The skew — how long before expiry a refresh starts — is `min(skew,
+/// lifetime / 4)` when the token says when it was issued (`iat`), so a
+/// short-lived token (say 20 s) is used for three quarters of its life
+/// instead of being refreshed on every request; default skew 30 s. A token
+/// the verifier accepted is never "refresh first": one past its `exp` but
+/// within the verifier's leeway still serves if the refresh fails. All time
+/// arithmetic saturates.
 ///
 /// ```
-/// use keyward_refresh::{Decision, RefreshPolicy};
+/// use keyward_refresh::{AccessTokenTimes, Decision, RefreshPolicy};
 /// let policy = RefreshPolicy::default();
 /// let request = http::Request::get("/").body(()).unwrap();
 /// let (parts, _) = request.into_parts();
-/// assert_eq!(policy.decide(1000, Some(2000), &parts), Decision::UseAsIs);
-/// assert_eq!(policy.decide(1000, Some(1010), &parts), Decision::RefreshBestEffort);
-/// assert_eq!(policy.decide(1000, Some(1000), &parts), Decision::RefreshFirst);
+/// let token = |issued_at, expires_at| Some(AccessTokenTimes { issued_at, expires_at });
+/// assert_eq!(policy.decide(1000, token(None, 2000), &parts), Decision::UseAsIs);
+/// assert_eq!(policy.decide(1000, token(None, 1010), &parts), Decision::RefreshBestEffort);
+/// // a 20 s token issued at 995: skew 5 s, not 30 s
+/// assert_eq!(policy.decide(1000, token(Some(995), 1015), &parts), Decision::UseAsIs);
+/// assert_eq!(policy.decide(1000, None, &parts), Decision::RefreshFirst);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RefreshPolicy {
@@ -48,29 +70,41 @@ impl Default for RefreshPolicy {
 }
 
 impl RefreshPolicy {
-    /// A policy that refreshes `skew` before expiry.
+    /// A policy that refreshes at most `skew` before expiry (a quarter of
+    /// the token's lifetime when that is shorter).
     pub fn with_skew(skew: Duration) -> Self {
         RefreshPolicy { skew }
     }
 
-    /// The decision for a request at `now` (Unix seconds) whose access token
-    /// expires at `access_token_expiry` (`None`: no usable access token).
+    /// The skew for `token`: `min(skew, lifetime / 4)` when its lifetime is
+    /// known.
+    pub fn skew_for(&self, token: &AccessTokenTimes) -> u64 {
+        let skew = self.skew.as_secs();
+        match token.issued_at {
+            Some(iat) => skew.min(token.expires_at.saturating_sub(iat) / 4),
+            None => skew,
+        }
+    }
+
+    /// The decision for a request at `now` (Unix seconds) whose access
+    /// token the verifier accepted with these times (`None`: no usable
+    /// access token — absent, expired past the leeway, or refused).
     pub fn decide(
         &self,
         now: u64,
-        access_token_expiry: Option<u64>,
+        access_token: Option<AccessTokenTimes>,
         request: &http::request::Parts,
     ) -> Decision {
-        let valid = access_token_expiry.is_some_and(|exp| now < exp);
         if is_upgrade(request) {
             return Decision::DoNotRefresh {
-                access_token_valid: valid,
+                access_token_valid: access_token.is_some(),
             };
         }
-        match access_token_expiry {
-            Some(exp) if now >= exp => Decision::RefreshFirst,
+        match access_token {
             None => Decision::RefreshFirst,
-            Some(exp) if now + self.skew.as_secs() >= exp => Decision::RefreshBestEffort,
+            Some(token) if now.saturating_add(self.skew_for(&token)) >= token.expires_at => {
+                Decision::RefreshBestEffort
+            }
             Some(_) => Decision::UseAsIs,
         }
     }
@@ -125,13 +159,14 @@ mod tests {
         let upgrade_without_connection =
             parts(Method::GET, Version::HTTP_11, &[("upgrade", "websocket")]);
         let table = [
-            // (request, now, expiry, decision)
+            // (request, now, expiry of an accepted token, decision)
             (&get, 1000, Some(2000), Decision::UseAsIs),
             (&get, 1000, Some(1031), Decision::UseAsIs),
             (&get, 1000, Some(1030), Decision::RefreshBestEffort),
             (&get, 1000, Some(1001), Decision::RefreshBestEffort),
-            (&get, 1000, Some(1000), Decision::RefreshFirst),
-            (&get, 1000, Some(10), Decision::RefreshFirst),
+            // accepted within the verifier's leeway: still serves
+            (&get, 1000, Some(1000), Decision::RefreshBestEffort),
+            (&get, 1000, Some(990), Decision::RefreshBestEffort),
             (&get, 1000, None, Decision::RefreshFirst),
             (
                 &ws11,
@@ -139,14 +174,6 @@ mod tests {
                 Some(1010),
                 Decision::DoNotRefresh {
                     access_token_valid: true,
-                },
-            ),
-            (
-                &ws11,
-                1000,
-                Some(900),
-                Decision::DoNotRefresh {
-                    access_token_valid: false,
                 },
             ),
             (
@@ -168,7 +195,7 @@ mod tests {
             (
                 &ws2,
                 1000,
-                Some(1000),
+                None,
                 Decision::DoNotRefresh {
                     access_token_valid: false,
                 },
@@ -180,9 +207,15 @@ mod tests {
                 Decision::RefreshBestEffort,
             ),
         ];
+        let times = |exp: Option<u64>| {
+            exp.map(|expires_at| AccessTokenTimes {
+                issued_at: None,
+                expires_at,
+            })
+        };
         for (request, now, exp, expected) in table {
             assert_eq!(
-                p.decide(now, exp, request),
+                p.decide(now, times(exp), request),
                 expected,
                 "{:?} {} {now} {exp:?}",
                 request.method,
@@ -191,7 +224,46 @@ mod tests {
         }
         let wide = RefreshPolicy::with_skew(Duration::from_secs(300));
         assert_eq!(
-            wide.decide(1000, Some(1200), &get),
+            wide.decide(1000, times(Some(1200)), &get),
+            Decision::RefreshBestEffort
+        );
+        // relative skew: min(skew, lifetime / 4)
+        let token = |iat, exp| {
+            Some(AccessTokenTimes {
+                issued_at: Some(iat),
+                expires_at: exp,
+            })
+        };
+        // a 20 s token: skew 5 s, used for 15 s
+        assert_eq!(p.decide(1014, token(1000, 1020), &get), Decision::UseAsIs);
+        assert_eq!(
+            p.decide(1015, token(1000, 1020), &get),
+            Decision::RefreshBestEffort
+        );
+        // a 1 h token: the absolute 30 s
+        assert_eq!(p.decide(4569, token(1000, 4600), &get), Decision::UseAsIs);
+        assert_eq!(
+            p.decide(4570, token(1000, 4600), &get),
+            Decision::RefreshBestEffort
+        );
+        // a token whose clock is ahead of ours by less than 3/4 of its
+        // lifetime is not refreshed right after it was issued
+        assert_eq!(p.decide(1010, token(1000, 1300), &get), Decision::UseAsIs);
+        // iat after exp, exp and now at the ends of u64: no overflow
+        assert_eq!(
+            p.decide(1000, token(5000, 2000), &get),
+            Decision::UseAsIs
+        );
+        assert_eq!(
+            p.decide(u64::MAX, token(0, u64::MAX), &get),
+            Decision::RefreshBestEffort
+        );
+        assert_eq!(
+            RefreshPolicy::with_skew(Duration::MAX).decide(0, token(0, u64::MAX), &get),
+            Decision::UseAsIs
+        );
+        assert_eq!(
+            RefreshPolicy::with_skew(Duration::MAX).decide(0, times(Some(u64::MAX)), &get),
             Decision::RefreshBestEffort
         );
         // an HTTP/1.1 CONNECT is a proxy tunnel, not a page request either way

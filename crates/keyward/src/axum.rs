@@ -23,7 +23,7 @@
 //! [`CookieSessionLayer`] instead.
 
 pub use crate::cookie_session::{
-    CookieConfig, CookieSessionLayer, CookieSessionService, RefreshSession,
+    CookieConfig, CookieSessionLayer, CookieSessionService, RefreshSession, SameSite,
 };
 use crate::{AuthenticateOptions, Authenticator};
 use axum::body::Body;
@@ -162,7 +162,11 @@ where
     }
 }
 
-fn json_error(status: StatusCode, kind: &str, www_authenticate: Option<&'static str>) -> Response {
+pub(crate) fn json_error(
+    status: StatusCode,
+    kind: &str,
+    www_authenticate: Option<&'static str>,
+) -> Response {
     let mut response = Response::new(Body::from(format!("{{\"error\":\"{kind}\"}}")));
     *response.status_mut() = status;
     response

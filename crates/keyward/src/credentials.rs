@@ -62,15 +62,25 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     Ok(Some(token))
 }
 
-/// The value of cookie `name`, if present (quotes around it removed).
+/// The value of cookie `name`, if present (quotes around it removed): the
+/// first of that name.
 pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    cookies_named(headers, name).next()
+}
+
+/// Every non-empty value of cookie `name`, in the order the request sends
+/// them (browsers: longest path first, RFC 6265 §5.4).
+pub(crate) fn cookies_named<'h, 'n>(
+    headers: &'h HeaderMap,
+    name: &'n str,
+) -> impl Iterator<Item = &'h str> + use<'h, 'n> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .filter(move |(k, _)| *k == name)
         .map(|(_, v)| v.trim_matches('"'))
         .filter(|v| !v.is_empty())
 }

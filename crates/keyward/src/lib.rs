@@ -70,8 +70,9 @@ pub use keyward_keys::{
     StaticKeySource,
 };
 pub use keyward_refresh::{
-    ClientAuth, Decision, InProcessCoordinator, RefreshClient, RefreshCoordinator, RefreshPolicy,
+    ClientAuth, CoordinatorStats, Decision, GrantFuture, GrantOutcome, InProcessCoordinator,
+    RefreshClient, RefreshClientBuilder, RefreshCoordinator, RefreshPolicy, RefreshStats, Secret,
     TokenSet,
 };
 #[cfg(feature = "redis")]
-pub use keyward_refresh::{RedisCoordinator, WhenRedisUnavailable};
+pub use keyward_refresh::{RedisCoordinator, RedisCoordinatorBuilder, WhenRedisUnavailable};
