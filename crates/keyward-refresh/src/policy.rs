@@ -250,10 +250,7 @@ mod tests {
         // lifetime is not refreshed right after it was issued
         assert_eq!(p.decide(1010, token(1000, 1300), &get), Decision::UseAsIs);
         // iat after exp, exp and now at the ends of u64: no overflow
-        assert_eq!(
-            p.decide(1000, token(5000, 2000), &get),
-            Decision::UseAsIs
-        );
+        assert_eq!(p.decide(1000, token(5000, 2000), &get), Decision::UseAsIs);
         assert_eq!(
             p.decide(u64::MAX, token(0, u64::MAX), &get),
             Decision::RefreshBestEffort

@@ -423,3 +423,38 @@ async fn redis_killed_with_the_fail_policy_fails_the_refresh_until_it_is_back() 
     assert_eq!(a.stats().coordinator.lease_wins, 2, "coordinated again");
     assert_eq!(endpoint.grants(), 2);
 }
+
+/// `build()` outside any Tokio runtime (a `main` that builds its clients
+/// before it starts the runtime): no panic, the connection is made on first
+/// use, and coordination works — 8 concurrent callers on each of two such
+/// replicas, 1 grant.
+#[test]
+fn a_coordinator_built_outside_a_runtime_connects_on_first_use() {
+    let url = shared_redis_url();
+    let prefix = fresh_prefix();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (server, endpoint) = runtime.block_on(token_endpoint(Duration::from_millis(300)));
+    // Built here, on a thread with no runtime.
+    let replicas = [
+        replica(&server, &url, &prefix, |b| b),
+        replica(&server, &url, &prefix, |b| b),
+    ];
+    let old = Arc::new(endpoint.new_family());
+    let results: Vec<TokenSet> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let (client, old) = (replicas[i % 2].clone(), old.clone());
+                tokio::spawn(async move { client.refresh(&old).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap().unwrap());
+        }
+        results
+    });
+    assert_eq!(endpoint.grants(), 1);
+    assert!(results.iter().all(|r| *r == results[0]));
+    assert_eq!(endpoint.reuse_detected(), 0);
+    assert!(endpoint.family_alive(results[0].refresh_token.expose()));
+}
