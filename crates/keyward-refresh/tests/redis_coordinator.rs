@@ -436,8 +436,8 @@ fn a_coordinator_built_outside_a_runtime_connects_on_first_use() {
     let (server, endpoint) = runtime.block_on(token_endpoint(Duration::from_millis(300)));
     // Built here, on a thread with no runtime.
     let replicas = [
-        replica(&server, &url, &prefix, |b| b),
-        replica(&server, &url, &prefix, |b| b),
+        replica(&server, url, &prefix, |b| b),
+        replica(&server, url, &prefix, |b| b),
     ];
     let old = Arc::new(endpoint.new_family());
     let results: Vec<TokenSet> = runtime.block_on(async {
